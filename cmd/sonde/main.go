@@ -1,0 +1,137 @@
+// Command sonde runs the Sonde hub (sonde hub) or the whole system on one
+// machine (sonde up).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/hub"
+)
+
+// version is set by the build (-ldflags "-X main.version=…").
+var version = "dev"
+
+const usage = `sonde — the Sonde monitoring hub
+
+Usage:
+  sonde hub [flags]   run the hub (HTTPS API, stores)
+  sonde up  [flags]   run everything on this machine with data in ./sonde-data
+  sonde version       print the version
+
+Run "sonde hub -h" for the hub's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "hub":
+		err = runHub(ctx, args[1:], stdout, stderr, false)
+	case "up":
+		err = runHub(ctx, args[1:], stdout, stderr, true)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "sonde", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "sonde: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sonde:", err)
+		return 1
+	}
+	return 0
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up bool) error {
+	name := "hub"
+	dataDef, listenDef, streamDef := "/var/lib/sonde", ":8443", ":8730"
+	if up {
+		name = "up"
+		dataDef, listenDef, streamDef = "./sonde-data", "127.0.0.1:8443", "127.0.0.1:8730"
+	}
+	fs := flag.NewFlagSet("sonde "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg hub.Config
+	var sans listFlag
+	var logLevel string
+	fs.StringVar(&cfg.DataDir, "data", dataDef, "data directory (state, time series, TLS material)")
+	fs.StringVar(&cfg.Listen, "listen", listenDef, "HTTPS address for the API")
+	fs.StringVar(&cfg.StreamListen, "stream-listen", streamDef, "TLS address for appliance streams")
+	fs.Var(&sans, "tls-san", "extra DNS name or IP for the hub's certificate (repeatable, or comma-separated)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "operator's certificate (PEM) instead of the hub's own CA")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) of --tls-cert")
+	fs.DurationVar(&cfg.Retention, "retention", 90*24*time.Hour, "how long time series are kept")
+	fs.Float64Var(&cfg.RequestsPerSecond, "api-rate", 200, "requests per second allowed per API token (0 = no limit)")
+	fs.Float64Var(&cfg.Burst, "api-burst", 400, "burst of requests allowed per API token")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.TLSSANs = sans
+	cfg.Version = version
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Out = stderr
+	h, err := hub.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	url := "https://" + h.Addr().String()
+	if up {
+		url = "https://" + strings.Replace(h.Addr().String(), "127.0.0.1", "localhost", 1)
+	}
+	fmt.Fprintf(stdout, `Sonde hub %s is running.
+  URL:             %s
+  API:             %s/api/v1
+  Prometheus API:  %s/prometheus
+  CA certificate:  %s
+  CA fingerprint:  SHA256 %s
+  Admin token:     in %s
+Try it:
+  curl --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/v1/container/id
+Stop with Ctrl-C.
+`, version, url, url, url, h.CAFile(), h.Fingerprint, h.AdminTokenPath(), h.CAFile(), h.AdminTokenPath(), url)
+	return h.Serve(ctx)
+}

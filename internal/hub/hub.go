@@ -1,0 +1,269 @@
+// Package hub wires the hub together: TLS, the state store, the
+// time-series store, ingest and the HTTPS API, and runs them until stopped.
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sonde-monitoring/sonde/internal/api"
+	"github.com/sonde-monitoring/sonde/internal/auth"
+	"github.com/sonde-monitoring/sonde/internal/ingest"
+	"github.com/sonde-monitoring/sonde/internal/state"
+	"github.com/sonde-monitoring/sonde/internal/tlsca"
+	"github.com/sonde-monitoring/sonde/internal/tsstore/local"
+)
+
+// AdminTokenFile is the file, under the data directory, that receives the
+// first admin token.
+const AdminTokenFile = "admin-token"
+
+// Config configures a hub.
+type Config struct {
+	DataDir      string
+	Listen       string // HTTPS address, e.g. ":8443"
+	StreamListen string // appliance stream address (served from the appliance release on)
+	TLSSANs      []string
+	TLSCert      string
+	TLSKey       string
+	Retention    time.Duration
+	// RequestsPerSecond and Burst limit each API token; 0 disables.
+	RequestsPerSecond float64
+	Burst             float64
+	Version           string
+	Logger            *slog.Logger
+	// Out receives what the operator must read: URL, CA fingerprint,
+	// where the admin token is. Never a secret.
+	Out io.Writer
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg      Config
+	logger   *slog.Logger
+	st       *state.Store
+	series   *local.Store
+	listener net.Listener
+	server   *http.Server
+	api      *api.API
+	caFile   string
+	// Fingerprint is the SHA-256 fingerprint of the certificate that
+	// signed the hub's certificate (the hub's CA, or the operator's
+	// certificate itself).
+	Fingerprint string
+}
+
+// New prepares a hub: it creates or loads the TLS material, opens the
+// stores, creates the root container and the first admin token on first
+// start, and listens. Serve runs it.
+func New(ctx context.Context, cfg Config) (h *Hub, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("the data directory is not set: give --data DIR")
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("give both --tls-cert and --tls-key, or neither")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", cfg.DataDir, err)
+	}
+	h = &Hub{cfg: cfg, logger: cfg.Logger}
+	defer func() {
+		if err != nil {
+			h.closeStores()
+		}
+	}()
+
+	cert, err := h.tlsCertificate()
+	if err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	h.st, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state.db"), cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	h.series, err = local.Open(filepath.Join(cfg.DataDir, "tsdb"), local.Options{Retention: cfg.Retention}, cfg.Logger, reg)
+	if err != nil {
+		return nil, err
+	}
+
+	in := ingest.New(h.st, h.series, cfg.Logger, reg, nil)
+	h.api = api.New(api.Config{
+		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
+		Gatherer: reg, Registerer: reg,
+		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst, Version: cfg.Version,
+	})
+	h.server = &http.Server{
+		Handler:           h.api,
+		TLSConfig:         tlsca.ServerConfig(cert),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s for HTTPS: %w", cfg.Listen, err)
+	}
+	h.listener = ln
+	if cfg.StreamListen != "" {
+		cfg.Logger.Info("the appliance stream listener is not served by this release yet", "stream_listen", cfg.StreamListen)
+	}
+	return h, nil
+}
+
+// tlsCertificate loads the operator's certificate, or creates the hub's CA
+// and server certificate under <data>/tls.
+func (h *Hub) tlsCertificate() (tls.Certificate, error) {
+	if h.cfg.TLSCert != "" {
+		cert, err := tlsca.LoadKeyPair(h.cfg.TLSCert, h.cfg.TLSKey)
+		if err != nil {
+			return cert, err
+		}
+		h.Fingerprint = tlsca.Fingerprint(cert.Certificate[len(cert.Certificate)-1])
+		h.caFile = h.cfg.TLSCert
+		return cert, nil
+	}
+	dir := filepath.Join(h.cfg.DataDir, "tls")
+	ca, created, err := tlsca.LoadOrCreate(dir, h.logger)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if created {
+		h.logger.Info("created the hub's certificate authority", "dir", dir)
+	}
+	sans, err := tlsca.ServerSANs(h.cfg.TLSSANs)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	cert, err := ca.EnsureServerCert(dir, sans, time.Now())
+	if err != nil {
+		return cert, err
+	}
+	h.Fingerprint = ca.Fingerprint()
+	h.caFile = filepath.Join(dir, tlsca.CACertFile)
+	return cert, nil
+}
+
+// bootstrap creates the root container and, with it, the first admin token,
+// written to <data>/admin-token (0600). It never logs the token.
+func (h *Hub) bootstrap(ctx context.Context) error {
+	root, created, err := h.st.EnsureRoot(ctx, "root")
+	if err != nil {
+		return err
+	}
+	if !created {
+		return nil
+	}
+	tok, err := auth.NewToken()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(h.cfg.DataDir, AdminTokenFile)
+	// Write the file before the token exists in the store: a crash in
+	// between leaves an unusable file, never a usable token nobody has.
+	if err := writeSecretFile(path, []byte(tok.Reveal()+"\n")); err != nil {
+		return err
+	}
+	if _, err := h.st.CreateToken(ctx, state.Token{
+		ContainerID: root, Name: "admin (created at first start)", Hash: auth.HashToken(tok), Permissions: uint64(auth.All),
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(h.cfg.Out, "First start: an admin token for the root container is in %s (readable by you only).\n", path)
+	return nil
+}
+
+func writeSecretFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// Routes lists the API's token-authenticated routes.
+func (h *Hub) Routes() []api.Route { return h.api.Routes() }
+
+// Addr is the address the HTTPS server listens on.
+func (h *Hub) Addr() net.Addr { return h.listener.Addr() }
+
+// CAFile is the file a client should trust to reach this hub.
+func (h *Hub) CAFile() string { return h.caFile }
+
+// AdminTokenPath is where the first admin token was written.
+func (h *Hub) AdminTokenPath() string { return filepath.Join(h.cfg.DataDir, AdminTokenFile) }
+
+// Serve answers requests until ctx ends, then shuts down gracefully and
+// closes the stores.
+func (h *Hub) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- h.server.ServeTLS(h.listener, "", "") }()
+	var err error
+	select {
+	case err = <-errc:
+		err = fmt.Errorf("serving HTTPS: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if serr := h.server.Shutdown(sctx); serr != nil {
+			h.logger.Warn("shutting down HTTPS did not finish cleanly", "err", serr)
+		}
+		<-errc
+	}
+	return errors.Join(err, h.closeStores())
+}
+
+func (h *Hub) closeStores() error {
+	var errs []error
+	if h.series != nil {
+		errs = append(errs, h.series.Close())
+		h.series = nil
+	}
+	if h.st != nil {
+		errs = append(errs, h.st.Close())
+		h.st = nil
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,156 @@
+package hub
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTenancyEveryRoute walks every token-authenticated route with a token
+// of a sibling container that holds every permission, aimed at the other
+// tenant's objects: each answer must be 403 or 404 (or, for reads of the
+// Prometheus API, empty), and nothing of the other tenant may change.
+func TestTenancyEveryRoute(t *testing.T) {
+	th := startHub(t, t.TempDir())
+	msp := th.newContainer(1, "msp")
+	a := th.newContainer(msp, "customer-a")
+	b := th.newContainer(msp, "customer-b")
+	aChild := th.newContainer(a, "a-prod")
+
+	// Customer A's objects, with a marker that must never show up.
+	const marker = "tenantAsecret"
+	aTok := th.newToken(a, agentPerms...)
+	var aTokInfo []struct {
+		TokenID int64 `json:"tokenId"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/container/%d/tokens", a), nil, &aTokInfo)
+	var asset struct {
+		AssetID int64 `json:"assetId"`
+	}
+	th.must(201, aTok, "POST", fmt.Sprintf("/api/v1/container/%d/asset", aChild), map[string]string{"name": marker}, &asset)
+	th.must(204, aTok, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux", asset.AssetID), nil, nil)
+	ts := time.Now().Unix()
+	th.must(204, aTok, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/cpu", asset.AssetID),
+		fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"%s","usage":77.25}]}}`, ts, marker), nil)
+
+	// Customer B's token holds every permission, on B only.
+	bTok := th.newToken(b, "READ", "API", "ASSET_MANAGEMENT", "CHECK_MANAGEMENT", "CONTAINER_ADMIN", "CONTAINER_TOKENS",
+		"CORE_CONNECT", "INSERT_CHECK_DATA", "ALERT_ASSIGN", "ALERT_CHANGE", "RULE_MANAGEMENT", "VIEW_LOG", "PURGE_TIME_SERIES", "WEBHOOKS")
+
+	params := map[string]string{
+		"{cid}": fmt.Sprint(aChild), "{id}": "", "{key}": "linux", "{check}": "cpu", "{tokenId}": fmt.Sprint(aTokInfo[0].TokenID),
+	}
+	bodies := map[string]string{
+		"POST /api/v1/container/{cid}/asset":                    `{"name":"intruder"}`,
+		"PATCH /api/v1/asset/{id}/kind":                         `{"kind":"Hacked"}`,
+		"POST /api/v1/container/{id}/container":                 `{"name":"intruder"}`,
+		"POST /api/v1/container/{id}/token":                     `{"name":"intruder","permissions":["READ"]}`,
+		"POST /api/v1/asset/{id}/collector/{key}/check/{check}": fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"x","usage":1.0}]}}`, ts),
+		"POST /api/v1/asset/{id}/collector/{key}":               `{"config":{"x":1}}`,
+	}
+	walked := 0
+	for _, r := range th.hub.Routes() {
+		method, path, ok := strings.Cut(r.Pattern, " ")
+		if !ok {
+			method, path = "GET", r.Pattern
+		}
+		switch {
+		case path == "/api/v1/container/id":
+			// Answers the caller's own container: nothing to aim at A.
+			var out struct {
+				ContainerID int64 `json:"containerId"`
+			}
+			th.must(200, bTok, method, path, nil, &out)
+			if out.ContainerID != b {
+				t.Errorf("container/id = %d, want %d", out.ContainerID, b)
+			}
+			walked++
+			continue
+		case strings.HasPrefix(path, "/prometheus/"):
+			checkPrometheusIsolation(t, th, bTok, marker, ts)
+			walked++
+			continue
+		}
+		// {id} is a container for container routes, an asset otherwise.
+		p := params
+		p["{id}"] = fmt.Sprint(asset.AssetID)
+		if strings.HasPrefix(path, "/api/v1/container/") {
+			p["{id}"] = fmt.Sprint(a)
+		}
+		for k, v := range p {
+			path = strings.ReplaceAll(path, k, v)
+		}
+		if strings.Contains(path, "{") {
+			t.Fatalf("route %s has a parameter the test does not fill", r.Pattern)
+		}
+		var body any
+		if s, ok := bodies[r.Pattern]; ok {
+			body = s
+		}
+		code, out := th.do(bTok, method, path, body)
+		if code != 403 && code != 404 {
+			t.Errorf("%s %s with a sibling's token: status %d body %s", method, path, code, out)
+		}
+		if strings.Contains(string(out), marker) {
+			t.Errorf("%s %s leaked the other tenant's data: %s", method, path, out)
+		}
+		walked++
+	}
+	if walked != len(th.hub.Routes()) || walked < 15 {
+		t.Fatalf("walked %d of %d routes", walked, len(th.hub.Routes()))
+	}
+	// Nothing of A changed: the asset, its kind, its result, its token.
+	var got struct {
+		Name string `json:"name"`
+		Kind string `json:"kind"`
+	}
+	th.must(200, aTok, "GET", fmt.Sprintf("/api/v1/asset/%d", asset.AssetID), nil, &got)
+	if got.Name != marker || got.Kind != "" {
+		t.Fatalf("asset changed: %+v", got)
+	}
+	var res struct {
+		Timestamp int64 `json:"timestamp"`
+	}
+	th.must(200, aTok, "GET", fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/cpu", asset.AssetID), nil, &res)
+	if res.Timestamp != ts {
+		t.Fatalf("result changed: %+v", res)
+	}
+	// A token of a parent container (the MSP) does see A.
+	mspTok := th.newToken(msp, "READ", "API")
+	th.must(200, mspTok, "GET", fmt.Sprintf("/api/v1/asset/%d", asset.AssetID), nil, nil)
+	// A child's token never sees its parent.
+	childTok := th.newToken(aChild, "READ", "API")
+	th.must(404, childTok, "GET", fmt.Sprintf("/api/v1/container/%d", a), nil, nil)
+}
+
+func checkPrometheusIsolation(t *testing.T, th *testHub, tok, marker string, ts int64) {
+	t.Helper()
+	at := fmt.Sprint(ts)
+	queries := []string{
+		"query?" + url.Values{"query": {`{__name__=~".+"}`}, "time": {at}}.Encode(),
+		"query?" + url.Values{"query": {`sonde_cpu_usage{container_id!="0"}`}, "time": {at}}.Encode(),
+		"query?" + url.Values{"query": {`count by (asset) ({__name__=~"sonde_.*"})`}, "time": {at}}.Encode(),
+		"query?" + url.Values{"query": {`label_replace(sonde_cpu_usage, "x", "$1", "item", "(.*)")`}, "time": {at}}.Encode(),
+		"query_range?" + url.Values{"query": {`sonde_cpu_usage`}, "start": {fmt.Sprint(ts - 60)}, "end": {fmt.Sprint(ts + 60)}, "step": {"15"}}.Encode(),
+		"series?" + url.Values{"match[]": {`{__name__=~".+"}`}, "start": {fmt.Sprint(ts - 60)}, "end": {fmt.Sprint(ts + 60)}}.Encode(),
+		"labels?" + url.Values{"start": {fmt.Sprint(ts - 60)}, "end": {fmt.Sprint(ts + 60)}}.Encode(),
+		"label/asset/values?" + url.Values{"start": {fmt.Sprint(ts - 60)}, "end": {fmt.Sprint(ts + 60)}}.Encode(),
+		"label/item/values",
+	}
+	for _, q := range queries {
+		code, out := th.do(tok, "GET", "/prometheus/api/v1/"+q, nil)
+		if code != 200 {
+			t.Errorf("prometheus %s: status %d %s", q, code, out)
+		}
+		if strings.Contains(string(out), marker) || strings.Contains(string(out), "77.25") {
+			t.Errorf("prometheus %s leaked the other tenant's series: %s", q, out)
+		}
+	}
+	// The same query with the admin token does see it: the test can fail.
+	code, out := th.do(th.admin, "GET", "/prometheus/api/v1/"+queries[0], nil)
+	if code != 200 || !strings.Contains(string(out), marker) {
+		t.Errorf("admin query does not see the series: %d %s", code, out)
+	}
+}

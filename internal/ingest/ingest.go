@@ -1,0 +1,202 @@
+// Package ingest takes validated check data and fans it out: every numeric
+// metric to the time-series store, the latest result to the state store.
+package ingest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sonde-monitoring/sonde/internal/model"
+	"github.com/sonde-monitoring/sonde/internal/state"
+	"github.com/sonde-monitoring/sonde/internal/tsstore"
+)
+
+// ResultStore is the part of the state store ingest writes to.
+type ResultStore interface {
+	PutResult(ctx context.Context, r state.Result, unchanged, noCount bool) error
+}
+
+// Ingester stores check results.
+type Ingester struct {
+	results ResultStore
+	series  tsstore.Store
+	logger  *slog.Logger
+	now     func() time.Time
+
+	// locks serialise the results of one check (striped by a hash of
+	// asset, collector and check), so two agents posting the same check at
+	// once are stored one after the other: the time-series store detects
+	// the conflict only between committed appends.
+	locks [256]sync.Mutex
+
+	resultsTotal *prometheus.CounterVec
+	samplesTotal prometheus.Counter
+}
+
+// New returns an Ingester. reg may be nil.
+func New(results ResultStore, series tsstore.Store, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time) *Ingester {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	in := &Ingester{
+		results: results, series: series, logger: logger, now: now,
+		resultsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sonde_hub_check_results_total",
+			Help: "Check results received, by outcome (stored, rejected, failed).",
+		}, []string{"outcome"}),
+		samplesTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sonde_hub_samples_appended_total",
+			Help: "Numeric samples written to the time-series store.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(in.resultsTotal, in.samplesTotal)
+	}
+	return in
+}
+
+// Target says whose result it is.
+type Target struct {
+	ContainerID int64
+	AssetID     int64
+	AssetName   string
+	Collector   string
+	Check       string
+}
+
+// Rejected counts a result refused before Ingest (bad input).
+func (in *Ingester) Rejected() { in.resultsTotal.WithLabelValues("rejected").Inc() }
+
+// Ingest validates the timestamp and stores the result. The samples are in
+// the time-series WAL and the result in the state store when it returns
+// nil. An error wrapping model.ErrInvalid or tsstore.ErrOutOfRange means
+// bad input; tsstore.ErrConflict means a different result for the same
+// check and time was stored before. Nothing is stored then.
+func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) error {
+	now := in.now()
+	if err := cd.Validate(now, model.Limits{}); err != nil {
+		in.Rejected()
+		return err
+	}
+	mu := in.lock(t)
+	mu.Lock()
+	defer mu.Unlock()
+	if samples := Samples(t, cd); len(samples) > 0 {
+		if err := in.series.Append(ctx, samples); err != nil {
+			outcome := "failed"
+			if errors.Is(err, tsstore.ErrConflict) || errors.Is(err, tsstore.ErrOutOfRange) {
+				outcome = "rejected"
+			}
+			in.resultsTotal.WithLabelValues(outcome).Inc()
+			return fmt.Errorf("writing %d samples of %s/%s on asset %d to the time-series store: %w",
+				len(samples), t.Collector, t.Check, t.AssetID, err)
+		}
+		in.samplesTotal.Add(float64(len(samples)))
+	}
+	r := state.Result{
+		AssetID: t.AssetID, Collector: t.Collector, Check: t.Check,
+		Timestamp: cd.Timestamp, ReceivedAt: now, Duration: cd.Duration, Version: cd.Version,
+	}
+	if cd.HasResult {
+		r.Data = cd.ResultJSON()
+	}
+	if cd.Error != nil {
+		r.ErrorMessage = cd.Error.Message
+		sev := int(cd.Error.Severity)
+		r.ErrorSeverity = &sev
+	}
+	if err := in.results.PutResult(ctx, r, cd.Unchanged, cd.NoCount); err != nil {
+		in.resultsTotal.WithLabelValues("failed").Inc()
+		return err
+	}
+	in.resultsTotal.WithLabelValues("stored").Inc()
+	return nil
+}
+
+func (in *Ingester) lock(t Target) *sync.Mutex {
+	h := fnv.New32a()
+	var id [8]byte
+	binary.LittleEndian.PutUint64(id[:], uint64(t.AssetID))
+	h.Write(id[:])
+	h.Write([]byte(t.Collector))
+	h.Write([]byte{0})
+	h.Write([]byte(t.Check))
+	return &in.locks[h.Sum32()%uint32(len(in.locks))]
+}
+
+// Samples turns the numeric metrics of a result into time-series samples:
+// metric sonde_<type>_<metric> with Sonde's fixed labels; booleans become
+// 0/1; strings and lists are left to the state store.
+func Samples(t Target, cd *model.CheckData) []tsstore.Sample {
+	n := cd.SampleCount()
+	if n == 0 {
+		return nil
+	}
+	out := make([]tsstore.Sample, 0, n)
+	ms := cd.Timestamp * 1000
+	base := tsstore.SeriesKey{
+		ContainerID: strconv.FormatInt(t.ContainerID, 10),
+		AssetID:     strconv.FormatInt(t.AssetID, 10),
+		Asset:       t.AssetName,
+		Collector:   t.Collector,
+		Check:       t.Check,
+	}
+	for _, typ := range cd.Types {
+		prefix := "sonde_" + Sanitize(typ.Name) + "_"
+		for _, it := range typ.Items {
+			for _, m := range it.Metrics {
+				v, ok := m.Value.Number()
+				if !ok {
+					continue
+				}
+				k := base
+				k.Metric = prefix + Sanitize(m.Name)
+				k.Item = it.Name
+				out = append(out, tsstore.Sample{Key: k, T: ms, V: v})
+			}
+		}
+	}
+	return out
+}
+
+// Sanitize replaces every character outside [a-zA-Z0-9_] with '_', so a
+// type or metric name can be part of a Prometheus metric name.
+func Sanitize(s string) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if !validByte(s[i]) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if validByte(s[i]) {
+			b.WriteByte(s[i])
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+func validByte(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}

@@ -1,0 +1,219 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Result is the latest result of one check on one asset.
+type Result struct {
+	AssetID   int64
+	Collector string
+	Check     string
+	// Timestamp is the scheduled time of the run (Unix seconds).
+	Timestamp  int64
+	ReceivedAt time.Time
+	// ChangedAt is when the result last differed from the one before.
+	ChangedAt time.Time
+	// LastSeenAt is when a counted result last arrived (no_count results
+	// leave it alone); nil until one has.
+	LastSeenAt *time.Time
+	// Data is the result object as JSON ({"<type>": [items…]}), nil when no
+	// result was ever sent (error-only).
+	Data          []byte
+	ErrorMessage  string
+	ErrorSeverity *int
+	Duration      float64
+	Version       string
+}
+
+// PutResult records a check result as the latest one, unless a result with a
+// later timestamp is already stored (two agents posting at once, or a
+// replayed old result, leave the newest). A repeated result with the same
+// timestamp replaces the stored one, so retries are idempotent. unchanged
+// keeps the stored data; noCount leaves last_seen_at alone.
+func (s *Store) PutResult(ctx context.Context, r Result, unchanged, noCount bool) error {
+	var data any
+	if r.Data != nil && !unchanged {
+		data = string(r.Data)
+	}
+	var errMsg, errSev any
+	if r.ErrorMessage != "" {
+		errMsg = r.ErrorMessage
+		if r.ErrorSeverity != nil {
+			errSev = *r.ErrorSeverity
+		}
+	}
+	var lastSeen any
+	if !noCount {
+		lastSeen = r.ReceivedAt.Unix()
+	}
+	_, err := s.w.ExecContext(ctx, `
+INSERT INTO check_results (asset_id, collector, check_key, ts, received_at, changed_at, last_seen_at, result,
+                           error_message, error_severity, duration, version)
+VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (asset_id, collector, check_key) DO UPDATE SET
+    ts             = excluded.ts,
+    received_at    = excluded.received_at,
+    changed_at     = CASE WHEN $12 = 1 OR COALESCE(check_results.result, '') = COALESCE(excluded.result, '')
+                          THEN check_results.changed_at ELSE excluded.changed_at END,
+    last_seen_at   = COALESCE(excluded.last_seen_at, check_results.last_seen_at),
+    result         = CASE WHEN $12 = 1 THEN check_results.result ELSE excluded.result END,
+    error_message  = excluded.error_message,
+    error_severity = excluded.error_severity,
+    duration       = excluded.duration,
+    version        = excluded.version
+WHERE excluded.ts >= check_results.ts`,
+		r.AssetID, r.Collector, r.Check, r.Timestamp, r.ReceivedAt.Unix(), lastSeen, data,
+		errMsg, errSev, r.Duration, r.Version, boolInt(unchanged))
+	if err != nil {
+		return fmt.Errorf("storing the result of %s/%s on asset %d: %w", r.Collector, r.Check, r.AssetID, err)
+	}
+	return nil
+}
+
+// LatestResult reads the latest result of one check.
+func (s *Store) LatestResult(ctx context.Context, asset int64, collector, check string) (Result, error) {
+	r := Result{AssetID: asset, Collector: collector, Check: check}
+	var received, changed int64
+	var lastSeen sql.NullInt64
+	var data, errMsg sql.NullString
+	var errSev sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `
+SELECT ts, received_at, changed_at, last_seen_at, result, error_message, error_severity, duration, version
+FROM check_results WHERE asset_id = $1 AND collector = $2 AND check_key = $3`, asset, collector, check).
+		Scan(&r.Timestamp, &received, &changed, &lastSeen, &data, &errMsg, &errSev, &r.Duration, &r.Version)
+	if err != nil {
+		return r, notFound(err, fmt.Sprintf("result of %s/%s on asset %d", collector, check, asset))
+	}
+	r.ReceivedAt = time.Unix(received, 0).UTC()
+	r.ChangedAt = time.Unix(changed, 0).UTC()
+	if lastSeen.Valid {
+		t := time.Unix(lastSeen.Int64, 0).UTC()
+		r.LastSeenAt = &t
+	}
+	if data.Valid {
+		r.Data = []byte(data.String)
+	}
+	r.ErrorMessage = errMsg.String
+	if errSev.Valid {
+		v := int(errSev.Int64)
+		r.ErrorSeverity = &v
+	}
+	return r, nil
+}
+
+// Token is a stored API token. The token itself is never stored, only its
+// SHA-256 hash.
+type Token struct {
+	ID          int64
+	ContainerID int64
+	Name        string
+	Hash        string // hex SHA-256 of the token
+	Permissions uint64
+	CreatedBy   *int64
+	CreatedAt   time.Time
+	ExpiresAt   *time.Time
+	LastUsedAt  *time.Time
+	RevokedAt   *time.Time
+}
+
+func unixPtr(t *time.Time) *int64 {
+	if t == nil {
+		return nil
+	}
+	v := t.Unix()
+	return &v
+}
+
+func timePtr(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := time.Unix(n.Int64, 0).UTC()
+	return &t
+}
+
+// CreateToken stores a new token and returns its id.
+func (s *Store) CreateToken(ctx context.Context, t Token) (int64, error) {
+	var id int64
+	err := s.w.QueryRowContext(ctx, `
+INSERT INTO tokens (container_id, name, hash, permissions, created_by, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		t.ContainerID, t.Name, t.Hash, int64(t.Permissions), nullInt(t.CreatedBy), time.Now().Unix(), nullInt(unixPtr(t.ExpiresAt))).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("storing token %q: %w", t.Name, err)
+	}
+	return id, nil
+}
+
+const tokenColumns = `id, container_id, name, hash, permissions, created_by, created_at, expires_at, last_used_at, revoked_at`
+
+func scanToken(row interface{ Scan(...any) error }) (Token, error) {
+	var t Token
+	var perms, created int64
+	var createdBy, expires, lastUsed, revoked sql.NullInt64
+	if err := row.Scan(&t.ID, &t.ContainerID, &t.Name, &t.Hash, &perms, &createdBy, &created, &expires, &lastUsed, &revoked); err != nil {
+		return t, err
+	}
+	t.Permissions = uint64(perms)
+	t.CreatedBy = ptrInt(createdBy)
+	t.CreatedAt = time.Unix(created, 0).UTC()
+	t.ExpiresAt, t.LastUsedAt, t.RevokedAt = timePtr(expires), timePtr(lastUsed), timePtr(revoked)
+	return t, nil
+}
+
+// TokenByHash finds a token by the hex SHA-256 of its value.
+func (s *Store) TokenByHash(ctx context.Context, hash string) (Token, error) {
+	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
+	if err != nil {
+		return t, notFound(err, "token")
+	}
+	return t, nil
+}
+
+// Token reads a token by id.
+func (s *Store) Token(ctx context.Context, id int64) (Token, error) {
+	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
+	if err != nil {
+		return t, notFound(err, fmt.Sprintf("token %d", id))
+	}
+	return t, nil
+}
+
+// TouchToken records that a token was used.
+func (s *Store) TouchToken(ctx context.Context, id int64, at time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE tokens SET last_used_at = $1 WHERE id = $2`, at.Unix(), id); err != nil {
+		return fmt.Errorf("recording the use of token %d: %w", id, err)
+	}
+	return nil
+}
+
+// RevokeToken marks a token revoked; it stops working at once.
+func (s *Store) RevokeToken(ctx context.Context, id int64, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, at.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("revoking token %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("token %d", id))
+}
+
+// Tokens lists the tokens of one container, by id.
+func (s *Store) Tokens(ctx context.Context, container int64) ([]Token, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE container_id = $1 ORDER BY id`, container)
+	if err != nil {
+		return nil, fmt.Errorf("listing tokens of container %d: %w", container, err)
+	}
+	defer rows.Close()
+	var out []Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing tokens of container %d: %w", container, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
