@@ -44,6 +44,9 @@ type Config struct {
 	Burst             float64
 	Version           string
 	Logger            *slog.Logger
+	// Now is the clock for token expiry, rate limits and received times;
+	// nil means time.Now. Tests inject one.
+	Now func() time.Time
 	// Out receives what the operator must read: URL, CA fingerprint,
 	// where the admin token is. Never a secret.
 	Out io.Writer
@@ -111,11 +114,11 @@ func New(ctx context.Context, cfg Config) (h *Hub, err error) {
 		return nil, err
 	}
 
-	in := ingest.New(h.st, h.series, cfg.Logger, reg, nil)
+	in := ingest.New(h.st, h.series, cfg.Logger, reg, cfg.Now)
 	h.api = api.New(api.Config{
 		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
 		Gatherer: reg, Registerer: reg,
-		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst, Version: cfg.Version,
+		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst, Version: cfg.Version, Now: cfg.Now,
 	})
 	h.server = &http.Server{
 		Handler:           h.api,

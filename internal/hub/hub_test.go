@@ -53,13 +53,20 @@ func (s *syncBuffer) String() string {
 
 func startHub(t *testing.T, dir string) *testHub {
 	t.Helper()
+	return startHubWith(t, Config{DataDir: dir})
+}
+
+// startHubWith starts a hub with cfg, filling in the listen address, the
+// logger and the output.
+func startHubWith(t *testing.T, cfg Config) *testHub {
+	t.Helper()
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := New(ctx, Config{
-		DataDir: dir, Listen: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Out:    logs,
-	})
+	dir := cfg.DataDir
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Out = logs
+	h, err := New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -1,0 +1,98 @@
+package hub
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a settable clock for expiry and rate limits.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestTokenLifecycle(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	th := startHubWith(t, Config{DataDir: t.TempDir(), Now: clk.Now})
+	child := th.newContainer(1, "customer")
+
+	// A token with an expiry works until it expires.
+	exp := clk.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	var created struct {
+		TokenID int64  `json:"tokenId"`
+		Token   string `json:"token"`
+	}
+	th.must(201, th.admin, "POST", fmt.Sprintf("/api/v1/container/%d/token", child),
+		fmt.Sprintf(`{"name":"short","permissions":["READ","API","CONTAINER_TOKENS"],"expiresAt":%q}`, exp), &created)
+	if len(created.Token) != 32 || strings.Trim(created.Token, "0123456789abcdef") != "" {
+		t.Fatalf("token %q is not 32 lowercase hex", created.Token)
+	}
+	th.must(200, created.Token, "GET", "/api/v1/container/id", nil, nil)
+
+	// It cannot create a token that outlives it, nor one above its container.
+	th.must(403, created.Token, "POST", fmt.Sprintf("/api/v1/container/%d/token", child), `{"name":"x","permissions":["READ"]}`, nil)
+	th.must(404, created.Token, "POST", "/api/v1/container/1/token",
+		fmt.Sprintf(`{"name":"x","permissions":["READ"],"expiresAt":%q}`, exp), nil)
+	th.must(400, th.admin, "POST", fmt.Sprintf("/api/v1/container/%d/token", child),
+		`{"name":"x","permissions":["READ"],"expiresAt":"2001-01-01T00:00:00Z"}`, nil)
+
+	// The list shows the token without its value, with its last use.
+	out := th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/container/%d/tokens", child), nil, nil)
+	if strings.Contains(string(out), created.Token) || !strings.Contains(string(out), `"lastUsedAt":"`) {
+		t.Fatalf("token list: %s", out)
+	}
+
+	clk.Add(time.Hour)
+	th.must(401, created.Token, "GET", "/api/v1/container/id", nil, nil)
+
+	// Revocation takes effect at once.
+	tok := th.newToken(child, "READ", "API")
+	th.must(200, tok, "GET", "/api/v1/container/id", nil, nil)
+	var list []struct {
+		TokenID int64 `json:"tokenId"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/container/%d/tokens", child), nil, &list)
+	last := list[len(list)-1].TokenID
+	th.must(204, th.admin, "DELETE", fmt.Sprintf("/api/v1/token/%d", last), nil, nil)
+	th.must(401, tok, "GET", "/api/v1/container/id", nil, nil)
+	th.must(404, th.admin, "DELETE", fmt.Sprintf("/api/v1/token/%d", last), nil, nil)
+}
+
+func TestThrottling(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	th := startHubWith(t, Config{DataDir: t.TempDir(), Now: clk.Now, RequestsPerSecond: 1, Burst: 3})
+	codes := []int{}
+	for i := 0; i < 5; i++ {
+		code, _ := th.do(th.admin, "GET", "/api/v1/container/id", nil)
+		codes = append(codes, code)
+	}
+	if fmt.Sprint(codes) != "[200 200 200 429 429]" {
+		t.Fatalf("per-token limit: %v", codes)
+	}
+	clk.Add(time.Second)
+	th.must(200, th.admin, "GET", "/api/v1/container/id", nil, nil)
+
+	// Guessing tokens from one address is throttled, even a right guess.
+	for i := 0; i < 30; i++ {
+		th.must(401, fmt.Sprintf("%032x", i), "GET", "/api/v1/container/id", nil, nil)
+	}
+	clk.Add(time.Second)
+	th.must(429, th.admin, "GET", "/api/v1/container/id", nil, nil)
+	clk.Add(2 * time.Minute)
+	th.must(200, th.admin, "GET", "/api/v1/container/id", nil, nil)
+}
