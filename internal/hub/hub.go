@@ -71,7 +71,7 @@ type Hub struct {
 // New prepares a hub: it creates or loads the TLS material, opens the
 // stores, creates the root container and the first admin token on first
 // start, and listens. Serve runs it.
-func New(ctx context.Context, cfg Config) (h *Hub, err error) {
+func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config) (h *Hub, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.DataDir, err)
 	}
-	h = &Hub{cfg: cfg, logger: cfg.Logger}
+	h := &Hub{cfg: cfg, logger: cfg.Logger}
 	defer func() {
 		if err != nil {
 			h.closeStores()

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/tlsca"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -427,5 +429,43 @@ func TestHealthAndFiles(t *testing.T) {
 	code, _ = th.do(th.newToken(child, "READ", "API"), "GET", "/metrics", nil)
 	if code != 403 {
 		t.Fatalf("metrics with a customer token: %d", code)
+	}
+}
+
+// TestOperatorCertificate runs the hub on a certificate the operator gives
+// (--tls-cert/--tls-key) and checks extra SANs (--tls-san) on its own one.
+func TestOperatorCertificate(t *testing.T) {
+	opDir := t.TempDir()
+	ca, _, err := tlsca.LoadOrCreate(opDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.EnsureServerCert(opDir, []string{"localhost", "127.0.0.1"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	th := startHubWith(t, Config{DataDir: dir,
+		TLSCert: filepath.Join(opDir, tlsca.ServerCertFile), TLSKey: filepath.Join(opDir, tlsca.ServerKeyFile)})
+	th.client = caClient(t, filepath.Join(opDir, tlsca.CACertFile))
+	th.must(200, th.admin, "GET", "/api/v1/container/id", nil, nil)
+	if _, err := os.Stat(filepath.Join(dir, "tls", tlsca.CAKeyFile)); err == nil {
+		t.Error("the hub created its own CA although the operator gave a certificate")
+	}
+
+	th2 := startHubWith(t, Config{DataDir: t.TempDir(), TLSSANs: []string{"hub.example.test", "192.0.2.7"}})
+	conn, err := tls.Dial("tcp", th2.hub.Addr().String(), &tls.Config{ServerName: "hub.example.test", RootCAs: th2.client.Transport.(*http.Transport).TLSClientConfig.RootCAs})
+	if err != nil {
+		t.Fatalf("the certificate does not name --tls-san hub.example.test: %v", err)
+	}
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	if err := leaf.VerifyHostname("192.0.2.7"); err != nil {
+		t.Errorf("the certificate does not name --tls-san 192.0.2.7: %v", err)
+	}
+	if _, err := New(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", TLSSANs: []string{"bad name!"}}); err == nil {
+		t.Error("a bad --tls-san was accepted")
+	}
+	if _, err := New(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", TLSCert: "x"}); err == nil {
+		t.Error("--tls-cert without --tls-key was accepted")
 	}
 }
