@@ -32,6 +32,9 @@ Run "sonde hub -h" for the hub's flags.
 `
 
 func main() {
+	// Everything the hub writes (state, time series, keys, tokens) is for
+	// its owner only, whatever the caller's umask.
+	syscall.Umask(0o077)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,15 @@ type Config struct {
 	// RequestsPerSecond and Burst limit each token; 0 disables the limit.
 	RequestsPerSecond float64
 	Burst             float64
+	// ContainerRequestsPerSecond and ContainerBurst limit all the tokens
+	// of one container together; 0 disables the limit.
+	ContainerRequestsPerSecond float64
+	ContainerBurst             float64
+	// MaxIngestInFlight bounds the check results decoded at once (their
+	// decoded form takes many times their size); 0 means 4 per CPU.
+	MaxIngestInFlight int
+	// RootID is the root container: only its tokens read /metrics.
+	RootID int64
 	// AuthFailuresPerMinute limits failed authentications per client
 	// address; 0 means 30.
 	AuthFailuresPerMinute float64
@@ -65,8 +75,11 @@ type API struct {
 	now      func() time.Time
 	version  string
 
-	perToken   *limiter
-	authFails  *limiter
+	rootID       int64
+	perToken     *limiter
+	perContainer *limiter
+	authFails    *limiter
+	ingestSlots  chan struct{}
 	reqSeconds *prometheus.HistogramVec
 	mux        *http.ServeMux
 	routeList  []Route
@@ -80,14 +93,20 @@ func New(cfg Config) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxIngestInFlight <= 0 {
+		cfg.MaxIngestInFlight = 4 * runtime.GOMAXPROCS(0)
+	}
 	if cfg.AuthFailuresPerMinute <= 0 {
 		cfg.AuthFailuresPerMinute = 30
 	}
 	a := &API{
 		st: cfg.State, series: cfg.Series, ingester: cfg.Ingester, logger: cfg.Logger,
 		gatherer: cfg.Gatherer, now: cfg.Now, version: cfg.Version,
-		perToken:  newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now),
-		authFails: newLimiter(cfg.AuthFailuresPerMinute/60, cfg.AuthFailuresPerMinute, cfg.Now),
+		rootID:       cfg.RootID,
+		perToken:     newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now),
+		perContainer: newLimiter(cfg.ContainerRequestsPerSecond, cfg.ContainerBurst, cfg.Now),
+		authFails:    newLimiter(cfg.AuthFailuresPerMinute/60, cfg.AuthFailuresPerMinute, cfg.Now),
+		ingestSlots:  make(chan struct{}, cfg.MaxIngestInFlight),
 		reqSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sonde_hub_http_request_duration_seconds",
 			Help:    "Time to answer HTTP requests, by route and status code.",
@@ -190,12 +209,7 @@ func (a *API) routes() {
 	metrics := promhttp.HandlerFor(a.gatherer, promhttp.HandlerOpts{})
 	a.handle(m, "GET /metrics", auth.Read, func(w http.ResponseWriter, r *http.Request, p principal) {
 		// The hub's metrics describe every tenant: root container only.
-		root, _, err := a.st.EnsureRoot(r.Context(), "root")
-		if err != nil {
-			a.serverError(w, r, err)
-			return
-		}
-		if p.Container != root {
+		if p.Container != a.rootID {
 			writeError(w, http.StatusForbidden, "the hub's metrics need a token of the root container")
 			return
 		}

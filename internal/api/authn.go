@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/auth"
@@ -41,26 +42,34 @@ func (a *API) handle(m *http.ServeMux, pattern string, need auth.Permission, h h
 			writeError(w, http.StatusForbidden, "the token lacks the permission "+missing.String())
 			return
 		}
-		if !a.perToken.allow(fmt.Sprint(p.TokenID)) {
+		if !a.perToken.allow(strconv.FormatInt(p.TokenID, 10)) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "too many requests with this token; slow down")
+			return
+		}
+		// Tokens of one container share a budget too, so minting more
+		// tokens does not buy more requests.
+		if !a.perContainer.allow(strconv.FormatInt(p.Container, 10)) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "too many requests for this container; slow down")
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)), p)
 	})
 }
 
-// authenticate finds the request's token. Failures are throttled per
-// client address so tokens cannot be guessed at speed.
+// authenticate finds the request's token. Failed attempts are counted per
+// client address; once an address has failed too often, its invalid tokens
+// get 429 instead of 401, so tokens cannot be guessed at speed, while valid
+// tokens from the same address (a NAT, a load balancer) keep working.
 func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (principal, bool) {
 	addr := clientAddr(r)
-	if a.authFails.blocked(addr) {
-		w.Header().Set("Retry-After", "60")
-		writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; wait a minute")
-		return principal{}, false
-	}
 	fail := func(msg string) (principal, bool) {
-		a.authFails.allow(addr)
+		if !a.authFails.allow(addr) {
+			w.Header().Set("Retry-After", "60")
+			writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; wait a minute")
+			return principal{}, false
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sonde"`)
 		writeError(w, http.StatusUnauthorized, msg)
 		return principal{}, false
@@ -81,8 +90,15 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (principal, b
 		return principal{}, false
 	}
 	now := a.now()
-	if t.RevokedAt != nil || (t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)) {
-		return fail("the token is not valid (revoked or expired)")
+	// The token and every token that created it must be valid: revoking
+	// a token revokes what it created.
+	valid, err := a.st.TokenChainValid(r.Context(), t.ID, now)
+	if err != nil {
+		a.serverError(w, r, err)
+		return principal{}, false
+	}
+	if !valid {
+		return fail("the token is not valid (revoked or expired, or its creator was)")
 	}
 	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) > time.Minute {
 		// Recorded at most once a minute: a write per request would cost

@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
@@ -20,6 +24,13 @@ import (
 
 // minInterval is the shortest check interval the hub accepts.
 const minInterval = 5
+
+// maxChecksPerAsset bounds the checks with results on one asset: check
+// keys come from the agent, and each holds a stored result.
+const maxChecksPerAsset = 500
+
+// maxDepth bounds the container tree: every request walks it.
+const maxDepth = 16
 
 // GET /container/id: the token's own container.
 func (a *API) containerID(w http.ResponseWriter, r *http.Request, p principal) {
@@ -261,6 +272,24 @@ func (a *API) postCheck(w http.ResponseWriter, r *http.Request, p principal) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("collector %q is not on asset %d; add it first with POST /api/v1/asset/%d/collector/%s", key, as.ID, as.ID, key))
 		return
 	}
+	n, exists, err := a.st.CheckCount(r.Context(), as.ID, key, check)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if !exists && n >= maxChecksPerAsset {
+		a.ingester.Rejected()
+		writeError(w, http.StatusConflict, fmt.Sprintf("asset %d already has results of %d checks, the most one asset may have; delete the asset or use fewer check names", as.ID, n))
+		return
+	}
+	// Bound the results decoded at once: decoded, a result takes many
+	// times its size in memory.
+	select {
+	case a.ingestSlots <- struct{}{}:
+		defer func() { <-a.ingestSlots }()
+	case <-r.Context().Done():
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		a.ingester.Rejected()
@@ -351,6 +380,13 @@ func (a *API) deleteAsset(w http.ResponseWriter, r *http.Request, p principal) {
 		a.serverError(w, r, err)
 		return
 	}
+	// Its time series go with it: nothing may stay labelled with an id
+	// that no longer names the asset.
+	m := labels.MustNewMatcher(labels.MatchEqual, tsstore.LabelAssetID, strconv.FormatInt(as.ID, 10))
+	scope := tsstore.Scope{ContainerIDs: []string{strconv.FormatInt(as.ContainerID, 10)}}
+	if err := a.series.Delete(r.Context(), scope, time.Unix(0, 0), a.now().Add(24*time.Hour), m); err != nil {
+		a.logger.Error("deleting the time series of a deleted asset failed", "asset_id", as.ID, "err", err)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -371,6 +407,15 @@ func (a *API) createContainer(w http.ResponseWriter, r *http.Request, p principa
 	}
 	if err := validName(body.Name); err != nil {
 		writeError(w, http.StatusBadRequest, "container "+err.Error())
+		return
+	}
+	depth, err := a.st.Depth(r.Context(), id)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if depth+1 > maxDepth {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("containers nest at most %d levels deep", maxDepth))
 		return
 	}
 	cid, err := a.st.CreateContainer(r.Context(), id, body.Name)
@@ -562,6 +607,19 @@ func (a *API) deleteToken(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	if !in || t.RevokedAt != nil {
 		notFound()
+		return
+	}
+	if extra := auth.Permission(t.Permissions) &^ p.Perms; extra != 0 {
+		writeError(w, http.StatusForbidden, "cannot revoke a token that holds permissions this token does not: "+extra.String())
+		return
+	}
+	chain, err := a.st.CreatorChain(r.Context(), p.TokenID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if slices.Contains(chain, id) {
+		writeError(w, http.StatusForbidden, "a token cannot revoke a token that created it")
 		return
 	}
 	if err := a.st.RevokeToken(r.Context(), id, a.now()); err != nil {

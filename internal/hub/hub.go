@@ -87,6 +87,11 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.DataDir, err)
 	}
+	// Every tenant's data is below: owner only, even when the directory
+	// existed before with a looser mode.
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil { // #nosec G302 -- a directory needs its x bit
+		return nil, fmt.Errorf("restricting data directory %s to its owner: %w", cfg.DataDir, err)
+	}
 	h := &Hub{cfg: cfg, logger: cfg.Logger}
 	defer func() {
 		if err != nil {
@@ -106,7 +111,8 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.bootstrap(ctx); err != nil {
+	root, err := h.bootstrap(ctx)
+	if err != nil {
 		return nil, err
 	}
 	h.series, err = local.Open(filepath.Join(cfg.DataDir, "tsdb"), local.Options{Retention: cfg.Retention}, cfg.Logger, reg)
@@ -118,7 +124,9 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	h.api = api.New(api.Config{
 		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
 		Gatherer: reg, Registerer: reg,
-		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst, Version: cfg.Version, Now: cfg.Now,
+		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst,
+		ContainerRequestsPerSecond: 5 * cfg.RequestsPerSecond, ContainerBurst: 5 * cfg.Burst,
+		RootID: root, Version: cfg.Version, Now: cfg.Now,
 	})
 	h.server = &http.Server{
 		Handler:           h.api,
@@ -176,39 +184,39 @@ func (h *Hub) tlsCertificate() (tls.Certificate, error) {
 
 // bootstrap creates the root container and, with it, the first admin token,
 // written to <data>/admin-token (0600). It never logs the token.
-func (h *Hub) bootstrap(ctx context.Context) error {
+func (h *Hub) bootstrap(ctx context.Context) (root int64, err error) {
 	root, created, err := h.st.EnsureRoot(ctx, "root")
-	if err != nil {
-		return err
-	}
-	if !created {
-		return nil
+	if err != nil || !created {
+		return root, err
 	}
 	tok, err := auth.NewToken()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	path := filepath.Join(h.cfg.DataDir, AdminTokenFile)
 	// Write the file before the token exists in the store: a crash in
 	// between leaves an unusable file, never a usable token nobody has.
 	if err := writeSecretFile(path, []byte(tok.Reveal()+"\n")); err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := h.st.CreateToken(ctx, state.Token{
 		ContainerID: root, Name: "admin (created at first start)", Hash: auth.HashToken(tok), Permissions: uint64(auth.All),
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	fmt.Fprintf(h.cfg.Out, "First start: an admin token for the root container is in %s (readable by you only).\n", path)
-	return nil
+	return root, nil
 }
 
+// writeSecretFile writes data to path, readable by the owner only. The
+// temporary file is created new (O_EXCL, mode 0600), so neither a stale
+// file nor a planted symlink can receive the secret.
 func writeSecretFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()

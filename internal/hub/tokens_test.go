@@ -87,12 +87,84 @@ func TestThrottling(t *testing.T) {
 	clk.Add(time.Second)
 	th.must(200, th.admin, "GET", "/api/v1/container/id", nil, nil)
 
-	// Guessing tokens from one address is throttled, even a right guess.
+	// Guessing tokens from one address is throttled; a valid token from
+	// the same address (a NAT, a load balancer) keeps working.
 	for i := 0; i < 30; i++ {
 		th.must(401, fmt.Sprintf("%032x", i), "GET", "/api/v1/container/id", nil, nil)
 	}
 	clk.Add(time.Second)
-	th.must(429, th.admin, "GET", "/api/v1/container/id", nil, nil)
-	clk.Add(2 * time.Minute)
+	th.must(429, fmt.Sprintf("%032x", 99), "GET", "/api/v1/container/id", nil, nil)
 	th.must(200, th.admin, "GET", "/api/v1/container/id", nil, nil)
+	clk.Add(2 * time.Minute)
+	th.must(401, fmt.Sprintf("%032x", 99), "GET", "/api/v1/container/id", nil, nil)
+
+	// Tokens of one container share a budget: minting tokens buys nothing.
+	th2 := startHubWith(t, Config{DataDir: t.TempDir(), Now: clk.Now, RequestsPerSecond: 1, Burst: 1})
+	child := th2.newContainer(1, "c")
+	var toks []string
+	for i := 0; i < 7; i++ {
+		clk.Add(time.Second) // the admin's own budget: one request a second
+		toks = append(toks, th2.newToken(child, "READ", "API"))
+	}
+	var got []int
+	for _, tok := range toks {
+		code, _ := th2.do(tok, "GET", "/api/v1/container/id", nil)
+		got = append(got, code)
+	}
+	// The container's budget is five times a token's: a burst of 5.
+	if fmt.Sprint(got) != "[200 200 200 200 200 429 429]" {
+		t.Fatalf("per-container limit over fresh tokens: %v", got)
+	}
+}
+
+// TestRevocationChain: revoking a token revokes what it created; a token
+// cannot revoke its creator or a stronger token.
+func TestRevocationChain(t *testing.T) {
+	th := startHub(t, t.TempDir())
+	child := th.newContainer(1, "c")
+	type created struct {
+		TokenID int64  `json:"tokenId"`
+		Token   string `json:"token"`
+	}
+	var parent, kid, strong created
+	th.must(201, th.admin, "POST", fmt.Sprintf("/api/v1/container/%d/token", child),
+		`{"name":"parent","permissions":["READ","API","CONTAINER_TOKENS"]}`, &parent)
+	th.must(201, parent.Token, "POST", fmt.Sprintf("/api/v1/container/%d/token", child),
+		`{"name":"kid","permissions":["READ","API","CONTAINER_TOKENS"]}`, &kid)
+	th.must(201, th.admin, "POST", fmt.Sprintf("/api/v1/container/%d/token", child),
+		`{"name":"strong","permissions":["READ","API","CONTAINER_TOKENS","CONTAINER_ADMIN"]}`, &strong)
+	th.must(403, kid.Token, "DELETE", fmt.Sprintf("/api/v1/token/%d", parent.TokenID), nil, nil)
+	th.must(403, kid.Token, "DELETE", fmt.Sprintf("/api/v1/token/%d", strong.TokenID), nil, nil)
+	th.must(200, kid.Token, "GET", "/api/v1/container/id", nil, nil)
+	th.must(204, th.admin, "DELETE", fmt.Sprintf("/api/v1/token/%d", parent.TokenID), nil, nil)
+	th.must(401, kid.Token, "GET", "/api/v1/container/id", nil, nil)
+	th.must(200, strong.Token, "GET", "/api/v1/container/id", nil, nil)
+}
+
+func TestContainerDepthAndAssetDeletion(t *testing.T) {
+	th := startHub(t, t.TempDir())
+	parent := int64(1)
+	for i := 1; i <= 16; i++ {
+		parent = th.newContainer(parent, fmt.Sprint("level", i))
+	}
+	th.must(400, th.admin, "POST", fmt.Sprintf("/api/v1/container/%d/container", parent), `{"name":"too deep"}`, nil)
+
+	asset := th.agentSetup(th.admin, "gone")
+	ts := time.Now().Unix()
+	th.must(204, th.admin, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/cpu", asset),
+		fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"total","usage":3.5}]}}`, ts), nil)
+	q := "/prometheus/api/v1/query?query=sonde_cpu_usage&time=" + fmt.Sprint(ts)
+	if out := th.must(200, th.admin, "GET", q, nil, nil); !strings.Contains(string(out), `"3.5"`) {
+		t.Fatalf("series missing before deletion: %s", out)
+	}
+	th.must(204, th.admin, "DELETE", fmt.Sprintf("/api/v1/asset/%d", asset), nil, nil)
+	th.must(404, th.admin, "GET", fmt.Sprintf("/api/v1/asset/%d", asset), nil, nil)
+	if out := th.must(200, th.admin, "GET", q, nil, nil); strings.Contains(string(out), `"3.5"`) {
+		t.Fatalf("series of a deleted asset still readable: %s", out)
+	}
+	// Ids are not reused.
+	next := th.agentSetup(th.admin, "next")
+	if next <= asset {
+		t.Fatalf("asset id %d reused (deleted %d)", next, asset)
+	}
 }

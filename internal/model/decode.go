@@ -24,6 +24,7 @@ type Limits struct {
 	MaxItemNameLen  int // bytes in an item name
 	MaxStringLen    int // bytes in a string value
 	MaxListLen      int // elements in a list value
+	MaxValues       int // metric values and list elements in one result
 	MaxFuture       time.Duration
 	MaxAge          time.Duration
 	MaxMessageLen   int // bytes in an error message
@@ -41,6 +42,7 @@ func DefaultLimits() Limits {
 		MaxItemNameLen:  1024,
 		MaxStringLen:    65536,
 		MaxListLen:      4096,
+		MaxValues:       50000,
 		MaxFuture:       10 * time.Minute,
 		MaxAge:          400 * 24 * time.Hour,
 		MaxMessageLen:   8192,
@@ -63,6 +65,7 @@ func (l Limits) withDefaults() Limits {
 	pick(&l.MaxItemNameLen, d.MaxItemNameLen)
 	pick(&l.MaxStringLen, d.MaxStringLen)
 	pick(&l.MaxListLen, d.MaxListLen)
+	pick(&l.MaxValues, d.MaxValues)
 	pick(&l.MaxMessageLen, d.MaxMessageLen)
 	pick(&l.MaxVersionLen, d.MaxVersionLen)
 	pick(&l.MaxSkippedDepth, d.MaxSkippedDepth)
@@ -268,6 +271,9 @@ type decoder struct {
 	dec *json.Decoder
 	rd  *errReader
 	lim Limits
+	// values counts the values read, against lim.MaxValues: decoded
+	// values take far more memory than their JSON.
+	values int
 
 	// Scratch space reused from one item or type to the next.
 	items   []Item
@@ -765,6 +771,9 @@ func (d *decoder) value(l loc, allowList bool) (Value, bool, error) {
 	t, err := d.token(l)
 	if err != nil {
 		return Value{}, false, err
+	}
+	if d.values++; d.values > d.lim.MaxValues {
+		return Value{}, false, errLoc(l, "the result holds more than %d values", d.lim.MaxValues)
 	}
 	switch v := t.(type) {
 	case nil:

@@ -505,6 +505,7 @@ func TestDecodeCheckDataErrors(t *testing.T) {
 		{name: "too many items", lim: small, body: `{"data": {"a": [{"name": "1"}, {"name": "2"}, {"name": "3"}]}}`, path: "data.a[2]", msg: "more than 2 items in one type"},
 		{name: "too many metrics", lim: small, body: oneItem(`"a": 1, "b": 2, "c": 3`), path: "data.t[0].c", msg: "more than 2 metrics in one item"},
 		{name: "default metric limit", body: oneItem(manyMetrics(1001)), path: "data.t[0].m1000", msg: "more than 1000 metrics in one item"},
+		{name: "too many values", lim: Limits{MaxValues: 5}, body: `{"data": {"a": [{"name": "1", "x": 1, "y": [1, 2]}, {"name": "2", "x": 2, "y": [3]}]}}`, path: "data.a[1].y", msg: "the result holds more than 5 values"},
 		{name: "skipped nesting limit", lim: small, body: `{"x": [[[[]]]], "data": {}}`, path: "x", msg: "nested more than 3 levels deep"},
 
 		// Deep nesting must fail fast without deep recursion.

@@ -4,6 +4,8 @@ package secret
 
 import (
 	"crypto/subtle"
+	"fmt"
+	"io"
 	"log/slog"
 )
 
@@ -41,6 +43,10 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `
 
 // MarshalText encodes Redacted.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+
+// Format writes Redacted for every verb, so no format string (%d, %x, %v
+// with flags, …) can print the value.
+func (s Secret) Format(f fmt.State, _ rune) { io.WriteString(f, Redacted) }
 
 // LogValue makes slog print Redacted.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }

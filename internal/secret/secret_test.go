@@ -23,6 +23,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	txt, _ := s.MarshalText()
 	outs := []string{
 		fmt.Sprint(s), fmt.Sprintf("%v %+v %#v %s %q", s, s, s, s, s),
+		fmt.Sprintf("%d %x %X %08v %-40s %T", s, s, s, s, s, struct{ T Secret }{s}) + fmt.Sprintf("%x", struct{ T Secret }{s}),
 		fmt.Sprintf("%v", struct{ T Secret }{s}), fmt.Sprintf("%#v", struct{ T Secret }{s}),
 		string(js), string(txt), logs.String(),
 	}

@@ -103,6 +103,22 @@ SELECT COUNT(*) FROM up WHERE id = $2`, id, root).Scan(&n)
 	return n > 0, nil
 }
 
+// Depth returns how many ancestors a container has (the root has 0).
+func (s *Store) Depth(ctx context.Context, id int64) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `
+WITH RECURSIVE up (id, parent_id) AS (
+    SELECT id, parent_id FROM containers WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.parent_id FROM containers c JOIN up ON c.id = up.parent_id
+)
+SELECT COUNT(*) - 1 FROM up`, id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("measuring the depth of container %d: %w", id, err)
+	}
+	return n, nil
+}
+
 // Subtree returns root and the ids of every container below it, sorted.
 func (s *Store) Subtree(ctx context.Context, root int64) ([]int64, error) {
 	rows, err := s.r.QueryContext(ctx, `

@@ -217,3 +217,62 @@ func (s *Store) Tokens(ctx context.Context, container int64) ([]Token, error) {
 	}
 	return out, rows.Err()
 }
+
+// TokenChainValid reports whether a token and every token in its chain of
+// creators is neither revoked nor expired at now: revoking a token revokes
+// every token it created, directly or not.
+func (s *Store) TokenChainValid(ctx context.Context, id int64, now time.Time) (bool, error) {
+	var bad int
+	err := s.r.QueryRowContext(ctx, `
+WITH RECURSIVE chain (id, created_by, revoked_at, expires_at, depth) AS (
+    SELECT id, created_by, revoked_at, expires_at, 0 FROM tokens WHERE id = $1
+    UNION ALL
+    SELECT t.id, t.created_by, t.revoked_at, t.expires_at, chain.depth + 1
+    FROM tokens t JOIN chain ON t.id = chain.created_by
+    WHERE chain.depth < 1000
+)
+SELECT COUNT(*) FROM chain WHERE revoked_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= $2)`, id, now.Unix()).Scan(&bad)
+	if err != nil {
+		return false, fmt.Errorf("checking the creators of token %d: %w", id, err)
+	}
+	return bad == 0, nil
+}
+
+// CreatorChain returns the ids of the tokens that created token id,
+// directly or not, nearest first.
+func (s *Store) CreatorChain(ctx context.Context, id int64) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `
+WITH RECURSIVE chain (id, created_by, depth) AS (
+    SELECT id, created_by, 0 FROM tokens WHERE id = $1
+    UNION ALL
+    SELECT t.id, t.created_by, chain.depth + 1 FROM tokens t JOIN chain ON t.id = chain.created_by
+    WHERE chain.depth < 1000
+)
+SELECT id FROM chain WHERE depth > 0 ORDER BY depth`, id)
+	if err != nil {
+		return nil, fmt.Errorf("listing the creators of token %d: %w", id, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("listing the creators of token %d: %w", id, err)
+		}
+		ids = append(ids, v)
+	}
+	return ids, rows.Err()
+}
+
+// CheckCount returns how many checks of an asset have a stored result, and
+// whether the given one is among them.
+func (s *Store) CheckCount(ctx context.Context, asset int64, collector, check string) (n int, exists bool, err error) {
+	var ex int
+	err = s.r.QueryRowContext(ctx, `
+SELECT COUNT(*), COALESCE(SUM(CASE WHEN collector = $2 AND check_key = $3 THEN 1 ELSE 0 END), 0)
+FROM check_results WHERE asset_id = $1`, asset, collector, check).Scan(&n, &ex)
+	if err != nil {
+		return 0, false, fmt.Errorf("counting the checks of asset %d: %w", asset, err)
+	}
+	return n, ex > 0, nil
+}

@@ -1,10 +1,12 @@
 -- The hub's state: the container tree, assets, their collectors and checks,
 -- the latest result of every check, and API tokens.
+-- Ids are never reused (AUTOINCREMENT): a deleted asset's id must not
+-- name another tenant's asset later.
 -- Times are Unix seconds. Booleans are 0/1 integers so the same queries run
 -- on PostgreSQL.
 
 CREATE TABLE containers (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     parent_id  INTEGER REFERENCES containers (id),
     name       TEXT    NOT NULL,
     created_at INTEGER NOT NULL
@@ -12,7 +14,7 @@ CREATE TABLE containers (
 CREATE INDEX containers_parent ON containers (parent_id);
 
 CREATE TABLE assets (
-    id           INTEGER PRIMARY KEY,
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
     container_id INTEGER NOT NULL REFERENCES containers (id),
     name         TEXT    NOT NULL,
     kind         TEXT    NOT NULL DEFAULT '',
@@ -56,7 +58,7 @@ CREATE TABLE check_results (
 );
 
 CREATE TABLE tokens (
-    id           INTEGER PRIMARY KEY,
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
     container_id INTEGER NOT NULL REFERENCES containers (id),
     name         TEXT    NOT NULL,
     hash         TEXT    NOT NULL UNIQUE,
