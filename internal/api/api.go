@@ -80,9 +80,9 @@ type API struct {
 	perContainer *limiter
 	authFails    *limiter
 	ingestSlots  chan struct{}
-	reqSeconds *prometheus.HistogramVec
-	mux        *http.ServeMux
-	routeList  []Route
+	reqSeconds   *prometheus.HistogramVec
+	mux          *http.ServeMux
+	routeList    []Route
 }
 
 // New builds the API.
