@@ -15,8 +15,9 @@
 // format_query. Responses, error types and status codes are Prometheus'
 // (bad_data 400, execution 422, timeout 503, internal 500, not_found 404),
 // except that a canceled query is 503 rather than Prometheus' 499, a body
-// over MaxBodyBytes is 413 bad_data, and a caller without a scope (or with
-// an empty one) is 403 with errorType "forbidden".
+// over MaxBodyBytes is 413 bad_data, more than MaxMatchSelectors match[]
+// parameters are 400 bad_data, and a caller without a scope (or with an
+// empty one) is 403 with errorType "forbidden".
 package promapi
 
 import (
@@ -42,6 +43,11 @@ import (
 
 // MaxBodyBytes bounds the body of a request (POSTed forms).
 const MaxBodyBytes = 1 << 20
+
+// MaxMatchSelectors is the most match[] parameters a series, labels or
+// label values request may have: each one is looked up on its own in the
+// store's whole index, so their number multiplies the cost of a request.
+const MaxMatchSelectors = 20
 
 // maxPointsPerSeries is the most points a range query may ask for per
 // series, as in Prometheus.
@@ -324,6 +330,9 @@ func (a *api) parseRangeParams(r *http.Request) (rangeParams, *apiError) {
 	}
 	if p.end, err = parseTimeParam(r, "end", maxTime()); err != nil {
 		return p, invalidParam("end", err)
+	}
+	if n := len(r.Form["match[]"]); n > MaxMatchSelectors {
+		return p, invalidParam("match[]", fmt.Errorf("too many match[] parameters: %d, at most %d are allowed", n, MaxMatchSelectors))
 	}
 	if p.matchers, err = a.parseMatchers(r.Form["match[]"]); err != nil {
 		return p, invalidParam("match[]", err)

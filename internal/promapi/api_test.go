@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -313,6 +314,7 @@ func TestErrors(t *testing.T) {
 		{"bad step", request{path: "/query_range?query=1&start=1&end=100&step=often", tenant: "a"}, 400, "bad_data"},
 		{"zero step", request{path: "/query_range?query=1&start=1&end=100&step=0", tenant: "a"}, 400, "bad_data"},
 		{"too many points", request{path: "/query_range?query=1&start=0&end=11001&step=1", tenant: "a"}, 400, "bad_data"},
+		{"subquery too fine", request{path: "/query?query=max_over_time(vector(1)%5B1h%3A100ms%5D)&time=1700000000.123", tenant: "a"}, 400, "bad_data"},
 		{"range query of a range vector", request{path: "/query_range?query=sonde_cpu_usage%5B5m%5D&start=1699999000&end=1700001000&step=60", tenant: "a"}, 400, "bad_data"},
 		{"series without match", request{path: "/series", tenant: "a"}, 400, "bad_data"},
 		{"series with an empty matcher", request{path: "/series?match[]=%7Bfoo%3D%22%22%7D", tenant: "a"}, 400, "bad_data"},
@@ -400,5 +402,46 @@ func TestAppendTimestampAndFloat(t *testing.T) {
 	}
 	if got := string(appendFloat(nil, math.NaN())); got != `"NaN"` {
 		t.Errorf("appendFloat(NaN) = %s", got)
+	}
+}
+
+// TestTooManyMatchers checks that series, labels and label values refuse
+// more than MaxMatchSelectors match[] parameters: each is looked up on its
+// own in the store's whole index.
+func TestTooManyMatchers(t *testing.T) {
+	srv := newServer(t)
+	query := func(n int) (url.Values, string) {
+		form := url.Values{}
+		for i := range n {
+			form.Add("match[]", fmt.Sprintf(`{item=~".*9.*9.*%d"}`, i))
+		}
+		return form, form.Encode()
+	}
+	for _, n := range []int{MaxMatchSelectors, MaxMatchSelectors + 1, 2000} {
+		form, qs := query(n)
+		for _, req := range []request{
+			{path: "/series?" + qs},
+			{method: "POST", path: "/series", form: form},
+			{path: "/labels?" + qs},
+			{method: "POST", path: "/labels", form: form},
+			{path: "/label/item/values?" + qs},
+		} {
+			req.tenant = "a"
+			status, body := do(t, srv, req)
+			if n <= MaxMatchSelectors {
+				if status != http.StatusOK {
+					t.Errorf("%s %s with %d match[]: status %d: %s", req.method, strings.SplitN(req.path, "?", 2)[0], n, status, body)
+				}
+				continue
+			}
+			var resp map[string]any
+			if err := json.Unmarshal([]byte(body), &resp); err != nil {
+				t.Fatalf("%v: %s", err, body)
+			}
+			msg, _ := resp["error"].(string)
+			if status != http.StatusBadRequest || resp["errorType"] != "bad_data" || !strings.Contains(msg, "too many match[] parameters") {
+				t.Errorf("%s %s with %d match[]: status %d: %s; want 400 bad_data, too many match[] parameters", req.method, strings.SplitN(req.path, "?", 2)[0], n, status, body)
+			}
+		}
 	}
 }

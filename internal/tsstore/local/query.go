@@ -47,41 +47,48 @@ func (e *QueryError) BadData() bool {
 // checks of its context.
 const checkEveryN = 128
 
-// acquire takes a read slot, waiting for one until ctx ends, and returns
-// its release. It fails once the store is closed.
-func (s *Store) acquire(ctx context.Context) (release func(), err error) {
+// acquire takes a read slot of the scope whose key is scopeKey, then one
+// of the store's, waiting for each until ctx ends, and returns their
+// release. It fails once the store is closed.
+func (s *Store) acquire(ctx context.Context, scopeKey string) (release func(), err error) {
+	// The scope's slot first: a scope that already runs its share of
+	// reads waits without holding a slot that other scopes could use.
+	releaseScope, err := s.scopeSlots.acquire(ctx, scopeKey)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
+		releaseScope()
 		return nil, ErrClosed
 	}
 	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
 		s.mu.RUnlock()
-		// Typed as the engine's own errors, so that callers classify a
-		// read that timed out waiting like one that timed out running.
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("waiting for a query slot: %w", promql.ErrQueryTimeout("queue"))
-		}
-		return nil, fmt.Errorf("waiting for a query slot: %w", promql.ErrQueryCanceled("queue"))
+		releaseScope()
+		return nil, queueError(ctx, "waiting for a query slot")
 	}
 	return func() {
 		<-s.slots
 		s.mu.RUnlock()
+		releaseScope()
 	}, nil
 }
 
 // Query evaluates an instant PromQL query at ts over the scope's series.
-// Preparation errors are *QueryError; evaluation errors wrap the engine's.
+// Preparation errors are *QueryError, among them the rejections of
+// checkQueryShape; evaluation errors wrap the engine's.
 func (s *Store) Query(ctx context.Context, scope tsstore.Scope, query string, ts time.Time) (parser.Value, error) {
-	return s.eval(ctx, scope, func(q storage.Queryable) (promql.Query, error) {
+	return s.eval(ctx, scope, 0, func(q storage.Queryable) (promql.Query, error) {
 		return s.engine.NewInstantQuery(ctx, q, nil, query, ts)
 	})
 }
 
 // QueryRange evaluates a range PromQL query over the scope's series.
-// Preparation errors are *QueryError; evaluation errors wrap the engine's.
+// Preparation errors are *QueryError, among them a range of more than
+// 11,000 steps; evaluation errors wrap the engine's.
 func (s *Store) QueryRange(ctx context.Context, scope tsstore.Scope, query string, start, end time.Time, step time.Duration) (parser.Value, error) {
 	if step <= 0 {
 		return nil, &QueryError{Err: errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer")}
@@ -89,17 +96,22 @@ func (s *Store) QueryRange(ctx context.Context, scope tsstore.Scope, query strin
 	if end.Before(start) {
 		return nil, &QueryError{Err: errors.New("end timestamp must not be before start time")}
 	}
-	return s.eval(ctx, scope, func(q storage.Queryable) (promql.Query, error) {
+	if end.Sub(start)/step > maxPointsPerSeries {
+		return nil, &QueryError{Err: errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")}
+	}
+	return s.eval(ctx, scope, end.Sub(start), func(q storage.Queryable) (promql.Query, error) {
 		return s.engine.NewRangeQuery(ctx, q, nil, query, start, end, step)
 	})
 }
 
-func (s *Store) eval(ctx context.Context, scope tsstore.Scope, newQuery func(storage.Queryable) (promql.Query, error)) (parser.Value, error) {
-	m, err := scopeMatcher(scope)
+// eval prepares the query with newQuery, checks its shape (window is the
+// range of a range query, zero for an instant one) and evaluates it.
+func (s *Store) eval(ctx context.Context, scope tsstore.Scope, window time.Duration, newQuery func(storage.Queryable) (promql.Query, error)) (parser.Value, error) {
+	m, key, err := scopeMatcherAndKey(scope)
 	if err != nil {
 		return nil, err
 	}
-	release, err := s.acquire(ctx)
+	release, err := s.acquire(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +127,10 @@ func (s *Store) eval(ctx context.Context, scope tsstore.Scope, newQuery func(sto
 		}
 		return nil, &QueryError{Err: err}
 	}
+	if err := s.checkQueryShape(qry.Statement(), window); err != nil {
+		qry.Close() // Nothing was evaluated: no result to keep.
+		return nil, err
+	}
 	// qry.Close is not called: it would hand the result's point slices
 	// back to the engine's pools while the caller still reads them. The
 	// garbage collector reclaims them instead.
@@ -126,34 +142,54 @@ func (s *Store) eval(ctx context.Context, scope tsstore.Scope, newQuery func(sto
 }
 
 // querier returns a querier over [mint, maxt] confined to the scope,
-// holding a read slot, and the function that closes it and frees the slot.
-func (s *Store) querier(ctx context.Context, scope tsstore.Scope, start, end time.Time) (storage.Querier, func(), error) {
-	m, err := scopeMatcher(scope)
+// holding the read slots, a context that ends QueryTimeout after the slots
+// were taken, and the function that closes the querier, ends the context
+// and frees the slots.
+func (s *Store) querier(ctx context.Context, scope tsstore.Scope, start, end time.Time) (context.Context, storage.Querier, func(), error) {
+	m, key, err := scopeMatcherAndKey(scope)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	release, err := s.acquire(ctx)
+	release, err := s.acquire(ctx, key)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	q, err := scopedQueryable{inner: s.db, scope: m}.Querier(start.UnixMilli(), end.UnixMilli())
 	if err != nil {
+		cancel()
 		release()
-		return nil, nil, fmt.Errorf("opening a querier: %w", err)
+		return nil, nil, nil, fmt.Errorf("opening a querier: %w", err)
 	}
-	return q, func() {
+	return ctx, q, func() {
 		if err := q.Close(); err != nil {
 			s.logger.Warn("closing a querier", "err", err)
 		}
+		cancel()
 		release()
 	}, nil
 }
 
+// readError wraps the error of a metadata read; one caused by the end of
+// its context is typed as the engine's (promql.ErrQueryTimeout or
+// promql.ErrQueryCanceled) as well, so that callers classify it as they
+// do a query's.
+func readError(what string, err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", promql.ErrQueryTimeout(what), err)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w: %w", promql.ErrQueryCanceled(what), err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 // Series returns the label sets, sorted, of the scope's series that match
 // any of the matcher sets between start and end. With no matcher set it
-// returns all the scope's series.
+// returns all the scope's series. It fails with promql.ErrQueryTimeout
+// after Options.QueryTimeout.
 func (s *Store) Series(ctx context.Context, scope tsstore.Scope, matchers [][]*labels.Matcher, start, end time.Time) ([]labels.Labels, error) {
-	q, done, err := s.querier(ctx, scope, start, end)
+	ctx, q, done, err := s.querier(ctx, scope, start, end)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +205,9 @@ func (s *Store) Series(ctx context.Context, scope tsstore.Scope, matchers [][]*l
 	default:
 		sets := make([]storage.SeriesSet, 0, len(matchers))
 		for _, ms := range matchers {
+			if err := ctx.Err(); err != nil {
+				return nil, readError("listing series", err)
+			}
 			sets = append(sets, q.Select(ctx, true, hints, ms...))
 		}
 		set = storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
@@ -178,22 +217,23 @@ func (s *Store) Series(ctx context.Context, scope tsstore.Scope, matchers [][]*l
 	for i := 0; set.Next(); i++ {
 		if i%checkEveryN == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("listing series: %w", err)
+				return nil, readError("listing series", err)
 			}
 		}
 		// Copied: the querier's memory is released when it closes.
 		out = append(out, set.At().Labels().Copy())
 	}
 	if err := set.Err(); err != nil {
-		return nil, fmt.Errorf("listing series: %w", err)
+		return nil, readError("listing series", err)
 	}
 	return out, nil
 }
 
 // LabelNames returns the sorted label names of the scope's series that
-// match any of the matcher sets (all the scope's series with none).
+// match any of the matcher sets (all the scope's series with none). It
+// fails with promql.ErrQueryTimeout after Options.QueryTimeout.
 func (s *Store) LabelNames(ctx context.Context, scope tsstore.Scope, matchers [][]*labels.Matcher, start, end time.Time) ([]string, error) {
-	q, done, err := s.querier(ctx, scope, start, end)
+	ctx, q, done, err := s.querier(ctx, scope, start, end)
 	if err != nil {
 		return nil, err
 	}
@@ -204,16 +244,16 @@ func (s *Store) LabelNames(ctx context.Context, scope tsstore.Scope, matchers []
 		return names, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing label names: %w", err)
+		return nil, readError("listing label names", err)
 	}
 	return out, nil
 }
 
 // LabelValues returns the sorted values of label name in the scope's
 // series that match any of the matcher sets (all the scope's series with
-// none).
+// none). It fails with promql.ErrQueryTimeout after Options.QueryTimeout.
 func (s *Store) LabelValues(ctx context.Context, scope tsstore.Scope, name string, matchers [][]*labels.Matcher, start, end time.Time) ([]string, error) {
-	q, done, err := s.querier(ctx, scope, start, end)
+	ctx, q, done, err := s.querier(ctx, scope, start, end)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +264,7 @@ func (s *Store) LabelValues(ctx context.Context, scope tsstore.Scope, name strin
 		return values, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing values of label %q: %w", name, err)
+		return nil, readError(fmt.Sprintf("listing values of label %q", name), err)
 	}
 	return out, nil
 }

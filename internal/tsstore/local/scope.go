@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -20,6 +21,15 @@ import (
 // ignored (they would match the series without a container_id); a scope
 // left with no ID is tsstore.ErrEmptyScope.
 func scopeMatcher(scope tsstore.Scope) (*labels.Matcher, error) {
+	m, _, err := scopeMatcherAndKey(scope)
+	return m, err
+}
+
+// scopeMatcherAndKey returns the scope's matcher, as scopeMatcher does, and
+// the key that identifies the scope for the per-scope read limit: its
+// sorted, deduplicated, non-empty container IDs, each prefixed with its
+// length so that no two scopes share a key.
+func scopeMatcherAndKey(scope tsstore.Scope) (*labels.Matcher, string, error) {
 	ids := make([]string, 0, len(scope.ContainerIDs))
 	for _, id := range scope.ContainerIDs {
 		if id != "" {
@@ -27,10 +37,17 @@ func scopeMatcher(scope tsstore.Scope) (*labels.Matcher, error) {
 		}
 	}
 	if len(ids) == 0 {
-		return nil, tsstore.ErrEmptyScope
+		return nil, "", tsstore.ErrEmptyScope
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
+
+	var key strings.Builder
+	for _, id := range ids {
+		key.WriteString(strconv.Itoa(len(id)))
+		key.WriteByte(':')
+		key.WriteString(id)
+	}
 
 	var (
 		m   *labels.Matcher
@@ -45,9 +62,9 @@ func scopeMatcher(scope tsstore.Scope) (*labels.Matcher, error) {
 		m, err = labels.NewMatcher(labels.MatchRegexp, tsstore.LabelContainerID, strings.Join(ids, "|"))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("building the scope matcher: %w", err)
+		return nil, "", fmt.Errorf("building the scope matcher: %w", err)
 	}
-	return m, nil
+	return m, key.String(), nil
 }
 
 // scopedQueryable hands out queriers that add the scope matcher to every
@@ -79,11 +96,22 @@ type scopedQuerier struct {
 
 var _ storage.Querier = (*scopedQuerier)(nil)
 
-// withScope returns a new slice: the caller's matchers and the scope's.
+// withScope returns a new slice: the scope's matcher, then the caller's.
+//
+// The scope's matcher comes first because the TSDB's PostingsForMatchers
+// looks the matchers up in order (after moving those that subtract, such
+// as l!="x", to the end, keeping the others' order) and stops as soon as
+// one of them selects no series: a scope without series in a block or in
+// the head then costs one postings lookup there, instead of first running
+// the caller's regular expressions over every value of their labels, which
+// are all tenants' values. It does not help otherwise: each matcher's
+// postings are computed on their own over the whole index and only then
+// intersected, so the TSDB offers no way to run a regular expression over
+// the scope's series only.
 func (q *scopedQuerier) withScope(ms []*labels.Matcher) []*labels.Matcher {
 	out := make([]*labels.Matcher, 0, len(ms)+1)
-	out = append(out, ms...)
-	return append(out, q.scope)
+	out = append(out, q.scope)
+	return append(out, ms...)
 }
 
 // Select returns the matching series of the scope's containers.

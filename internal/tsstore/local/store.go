@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -36,11 +37,14 @@ const (
 	// DefaultOutOfOrderWindow is the default of Options.OutOfOrderWindow.
 	DefaultOutOfOrderWindow = 24 * time.Hour
 	// DefaultQueryTimeout is the default of Options.QueryTimeout.
-	DefaultQueryTimeout = 2 * time.Minute
+	DefaultQueryTimeout = 30 * time.Second
 	// DefaultMaxSamples is the default of Options.MaxSamples.
-	DefaultMaxSamples = 50_000_000
+	DefaultMaxSamples = 5_000_000
 	// DefaultMaxConcurrentQueries is the default of Options.MaxConcurrentQueries.
 	DefaultMaxConcurrentQueries = 20
+	// DefaultMaxConcurrentQueriesPerScope is the default of
+	// Options.MaxConcurrentQueriesPerScope.
+	DefaultMaxConcurrentQueriesPerScope = 4
 	// DefaultLookbackDelta is the default of Options.LookbackDelta.
 	DefaultLookbackDelta = 5 * time.Minute
 	// DefaultFutureTolerance is the default of Options.FutureTolerance.
@@ -76,14 +80,22 @@ type Options struct {
 	// results after an outage, and two agents may post out of order.
 	// Default 24h; a negative value accepts in-order samples only.
 	OutOfOrderWindow time.Duration
-	// QueryTimeout bounds the evaluation of every query. Default 2m.
+	// QueryTimeout bounds the evaluation of every query and of every
+	// Series, LabelNames and LabelValues call, once it has its slots.
+	// Default 30s.
 	QueryTimeout time.Duration
 	// MaxSamples is the most samples one query may hold in memory.
-	// Default 50,000,000.
+	// Default 5,000,000.
 	MaxSamples int
-	// MaxConcurrentQueries is how many reads run at once; further reads
+	// MaxConcurrentQueries is how many reads (Query, QueryRange, Series,
+	// LabelNames, LabelValues) run at once over all scopes; further reads
 	// wait for a slot until their context ends. Default 20.
 	MaxConcurrentQueries int
+	// MaxConcurrentQueriesPerScope is how many reads of one scope (one
+	// set of container IDs, whatever its order) run at once, so that one
+	// tenant cannot take every slot of MaxConcurrentQueries; further
+	// reads of that scope wait until their context ends. Default 4.
+	MaxConcurrentQueriesPerScope int
 	// LookbackDelta is how far back an instant selector looks for the
 	// latest sample of a series. Raise it above the longest check interval
 	// if graphs of slow checks show gaps. Default 5m.
@@ -112,6 +124,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxConcurrentQueries <= 0 {
 		o.MaxConcurrentQueries = DefaultMaxConcurrentQueries
 	}
+	if o.MaxConcurrentQueriesPerScope <= 0 {
+		o.MaxConcurrentQueriesPerScope = DefaultMaxConcurrentQueriesPerScope
+	}
 	if o.LookbackDelta <= 0 {
 		o.LookbackDelta = DefaultLookbackDelta
 	}
@@ -132,6 +147,9 @@ type Store struct {
 
 	// slots holds one token per running read (MaxConcurrentQueries).
 	slots chan struct{}
+	// scopeSlots bounds the running reads of each scope
+	// (MaxConcurrentQueriesPerScope).
+	scopeSlots *scopeLimiter
 
 	// mu is held for reading by every operation and for writing by Close,
 	// so that Close waits for running operations and later ones fail.
@@ -180,12 +198,13 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	})
 
 	return &Store{
-		dir:    dir,
-		opts:   opts,
-		logger: logger,
-		db:     db,
-		engine: engine,
-		slots:  make(chan struct{}, opts.MaxConcurrentQueries),
+		dir:        dir,
+		opts:       opts,
+		logger:     logger,
+		db:         db,
+		engine:     engine,
+		slots:      make(chan struct{}, opts.MaxConcurrentQueries),
+		scopeSlots: newScopeLimiter(opts.MaxConcurrentQueriesPerScope),
 	}, nil
 }
 
@@ -351,7 +370,7 @@ func rollback(app storage.AppenderV2) error {
 // sorted order, so no sort is needed; empty values are left out.
 func seriesLabels(b *labels.ScratchBuilder, k *tsstore.SeriesKey) labels.Labels {
 	b.Reset()
-	b.Add(labels.MetricName, k.Metric)
+	b.Add(model.MetricNameLabel, k.Metric)
 	add := func(name, value string) {
 		if value != "" {
 			b.Add(name, value)

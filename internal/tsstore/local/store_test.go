@@ -561,7 +561,7 @@ func TestSpecialValues(t *testing.T) {
 func TestQuerySlots(t *testing.T) {
 	ctx := testCtx(t)
 	s := openStore(t, t.TempDir(), Options{MaxConcurrentQueries: 1})
-	release, err := s.acquire(ctx)
+	release, err := s.acquire(ctx, "test")
 	if err != nil {
 		t.Fatalf("acquire: %v", err)
 	}
