@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/hub"
+)
+
+// server is a target the load is sent to.
+type server struct {
+	name    string
+	base    string // scheme://host:port
+	tlsConf *tls.Config
+	token   string // admin token (hub only)
+	pid     int    // 0: CPU and memory unknown
+	tsdbDir string // "": disk use unknown
+	version string
+	stop    func() error
+}
+
+// spawnHub runs `sonde hub` on a free local port with its data in dir.
+func spawnHub(ctx context.Context, bin, dir string) (*server, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("no sonde binary at %s (build it: go build -o bin/sonde ./cmd/sonde, or give --sonde): %w", bin, err)
+	}
+	port, err := freeLocalPort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	data := filepath.Join(dir, "hub-data")
+	c, err := startChild("the hub", bin, []string{"hub", "--data", data, "--listen", addr, "--api-rate", "0", "--log-level", "warn"},
+		filepath.Join(dir, "hub.log"))
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: "sonde hub", base: "https://" + addr, pid: c.pid(), tsdbDir: filepath.Join(data, "tsdb"),
+		version: binaryVersion(ctx, bin, "version"), stop: func() error { return c.stop(time.Minute) }}
+	ready := func(ctx context.Context) error {
+		if s.tlsConf == nil {
+			conf, err := tlsConfigFromCA(filepath.Join(data, "tls", "ca.crt"))
+			if err != nil {
+				return err
+			}
+			s.tlsConf = conf
+		}
+		if s.token == "" {
+			tok, err := readToken(filepath.Join(data, hub.AdminTokenFile))
+			if err != nil {
+				return err
+			}
+			s.token = tok
+		}
+		return getOK(ctx, newClient(s.tlsConf, true, 2*time.Second), s.base+"/healthz")
+	}
+	if err := c.waitReady(ctx, time.Minute, ready); err != nil {
+		return nil, errors.Join(err, c.stop(10*time.Second))
+	}
+	return s, nil
+}
+
+// inProcessHub runs the hub inside this process, so that a CPU profile of
+// the process shows the hub's functions. CPU and memory of the hub alone
+// are then unknown.
+func inProcessHub(ctx context.Context, dir string) (*server, error) {
+	data := filepath.Join(dir, "hub-data")
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	h, err := hub.New(hctx, hub.Config{DataDir: data, Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler), Out: io.Discard})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting the hub in-process: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Serve(hctx) }()
+	conf, err := tlsConfigFromCA(h.CAFile())
+	if err == nil {
+		var tok string
+		if tok, err = readToken(h.AdminTokenPath()); err == nil {
+			return &server{name: "sonde hub (in-process)", base: "https://" + h.Addr().String(), tlsConf: conf, token: tok,
+				tsdbDir: filepath.Join(data, "tsdb"),
+				stop: func() error {
+					cancel()
+					return <-done
+				}}, nil
+		}
+	}
+	cancel()
+	<-done
+	return nil, err
+}
+
+// externalHub is a hub someone else runs.
+func externalHub(ctx context.Context, rawURL, caFile, tokenFile string, pid int, allowRemote bool) (*server, error) {
+	u, err := checkLocal(rawURL, allowRemote)
+	if err != nil {
+		return nil, err
+	}
+	if tokenFile == "" {
+		return nil, usageErr("--hub needs --token-file (an admin token of the root container or another container)")
+	}
+	conf, err := tlsConfigFromCA(caFile)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := readToken(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: "sonde hub", base: u.Scheme + "://" + u.Host, tlsConf: conf, token: tok, pid: pid}
+	if err := getOK(ctx, newClient(conf, true, 5*time.Second), s.base+"/healthz"); err != nil {
+		return nil, fmt.Errorf("the hub at %s does not answer /healthz: %w", s.base, err)
+	}
+	return s, nil
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path) // #nosec G304 -- the operator's --token-file, or the admin token of a hub sonde-bench spawned
+	if err != nil {
+		return "", fmt.Errorf("reading the token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return tok, nil
+}
+
+// scrapeMetrics reads the server's /metrics (with the token, if any).
+func scrapeMetrics(ctx context.Context, s *server) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	resp, err := newClient(s.tlsConf, true, 10*time.Second).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("reading %s's metrics: %w", s.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("reading %s's metrics: %s %s", s.name, resp.Status, drain(resp))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return "", fmt.Errorf("reading %s's metrics: %w", s.name, err)
+	}
+	return string(b), nil
+}
+
+// metricValue returns the sum of the samples of metric name (all label
+// sets) in Prometheus text format, and whether there was any.
+func metricValue(text, name string) (float64, bool) {
+	var sum float64
+	found := false
+	for line := range strings.Lines(text) {
+		if !strings.HasPrefix(line, name) || len(line) == len(name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest[0] == '{' {
+			end := strings.LastIndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			rest = rest[end+1:]
+		} else if rest[0] != ' ' {
+			continue // a longer name with this prefix
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		sum += v
+		found = true
+	}
+	return sum, found
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that `make test` needs and that are missing.
+#
+# TEST_DEPS is the one list to edit: add a package here when a test or a
+# scanner starts to need it (snmpd, postgresql, chromium, prometheus, ...).
+# The Go tools themselves (staticcheck, gosec, govulncheck) come from the Go
+# module proxy via scripts/install-tools.sh and need nothing from Debian.
+#   gcc, libc6-dev: cgo, which `go test -race` needs.
+TEST_DEPS="gcc libc6-dev"
+
+set -euo pipefail
+
+missing=()
+for pkg in $TEST_DEPS; do
+	if ! dpkg-query -W -f='${db:Status-Status}\n' "$pkg" 2>/dev/null | grep -qx installed; then
+		missing+=("$pkg")
+	fi
+done
+
+if ((${#missing[@]} == 0)); then
+	echo ">> test dependencies present: $TEST_DEPS"
+	exit 0
+fi
+
+if [[ "$(id -u)" != 0 ]]; then
+	echo "install-test-deps: missing Debian packages: ${missing[*]}" >&2
+	echo "install them with:  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+
+echo ">> installing missing test dependencies: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
