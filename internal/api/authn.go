@@ -81,18 +81,13 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (principal, b
 	if !auth.WellFormed(tok.Reveal()) {
 		return fail("the token is not valid")
 	}
-	t, err := a.st.TokenByHash(r.Context(), auth.HashToken(tok))
-	if errors.Is(err, state.ErrNotFound) {
-		return fail("the token is not valid")
-	}
-	if err != nil {
-		a.serverError(w, r, err)
-		return principal{}, false
-	}
 	now := a.now()
 	// The token and every token that created it must be valid: revoking
 	// a token revokes what it created.
-	valid, err := a.st.TokenChainValid(r.Context(), t.ID, now)
+	t, valid, err := a.st.AuthToken(r.Context(), auth.HashToken(tok), now)
+	if errors.Is(err, state.ErrNotFound) {
+		return fail("the token is not valid")
+	}
 	if err != nil {
 		a.serverError(w, r, err)
 		return principal{}, false

@@ -252,7 +252,7 @@ func splitList(s string) map[string]bool {
 
 // POST /asset/{id}/collector/{key}/check/{check}: one check result.
 func (a *API) postCheck(w http.ResponseWriter, r *http.Request, p principal) {
-	as, ok := a.asset(w, r, p)
+	id, ok := pathID(w, r, "id")
 	if !ok {
 		return
 	}
@@ -263,23 +263,25 @@ func (a *API) postCheck(w http.ResponseWriter, r *http.Request, p principal) {
 			return
 		}
 	}
-	has, err := a.st.HasCollector(r.Context(), as.ID, key)
+	// One round trip: the asset, the caller's scope, the collector and
+	// the asset's checks.
+	ct, err := a.st.CheckTargetOf(r.Context(), id, p.Container, key, check)
+	if errors.Is(err, state.ErrNotFound) || (err == nil && !ct.Within) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("asset %d not found", id))
+		return
+	}
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	if !has {
+	as := ct.Asset
+	if !ct.HasCollector {
 		writeError(w, http.StatusConflict, fmt.Sprintf("collector %q is not on asset %d; add it first with POST /api/v1/asset/%d/collector/%s", key, as.ID, as.ID, key))
 		return
 	}
-	n, exists, err := a.st.CheckCount(r.Context(), as.ID, key, check)
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	if !exists && n >= maxChecksPerAsset {
+	if !ct.Exists && ct.Checks >= maxChecksPerAsset {
 		a.ingester.Rejected()
-		writeError(w, http.StatusConflict, fmt.Sprintf("asset %d already has results of %d checks, the most one asset may have; delete the asset or use fewer check names", as.ID, n))
+		writeError(w, http.StatusConflict, fmt.Sprintf("asset %d already has results of %d checks, the most one asset may have; delete the asset or use fewer check names", as.ID, ct.Checks))
 		return
 	}
 	// Bound the results decoded at once: decoded, a result takes many

@@ -334,13 +334,3 @@ func (s *Store) Collectors(ctx context.Context, asset int64) ([]Collector, error
 	}
 	return out, rows.Err()
 }
-
-// HasCollector reports whether the collector is on the asset.
-func (s *Store) HasCollector(ctx context.Context, asset int64, key string) (bool, error) {
-	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM asset_collectors WHERE asset_id = $1 AND collector = $2`, asset, key).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("looking up collector %q of asset %d: %w", key, asset, err)
-	}
-	return n > 0, nil
-}

@@ -29,6 +29,24 @@ type Result struct {
 	Version       string
 }
 
+// putResultSQL is the upsert behind PutResult.
+const putResultSQL = `
+INSERT INTO check_results (asset_id, collector, check_key, ts, received_at, changed_at, last_seen_at, result,
+                           error_message, error_severity, duration, version)
+VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (asset_id, collector, check_key) DO UPDATE SET
+    ts             = excluded.ts,
+    received_at    = excluded.received_at,
+    changed_at     = CASE WHEN $12 = 1 OR COALESCE(check_results.result, '') = COALESCE(excluded.result, '')
+                          THEN check_results.changed_at ELSE excluded.changed_at END,
+    last_seen_at   = COALESCE(excluded.last_seen_at, check_results.last_seen_at),
+    result         = CASE WHEN $12 = 1 THEN check_results.result ELSE excluded.result END,
+    error_message  = excluded.error_message,
+    error_severity = excluded.error_severity,
+    duration       = excluded.duration,
+    version        = excluded.version
+WHERE excluded.ts >= check_results.ts`
+
 // PutResult records a check result as the latest one, unless a result with a
 // later timestamp is already stored (two agents posting at once, or a
 // replayed old result, leave the newest). A repeated result with the same
@@ -50,22 +68,7 @@ func (s *Store) PutResult(ctx context.Context, r Result, unchanged, noCount bool
 	if !noCount {
 		lastSeen = r.ReceivedAt.Unix()
 	}
-	_, err := s.w.ExecContext(ctx, `
-INSERT INTO check_results (asset_id, collector, check_key, ts, received_at, changed_at, last_seen_at, result,
-                           error_message, error_severity, duration, version)
-VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11)
-ON CONFLICT (asset_id, collector, check_key) DO UPDATE SET
-    ts             = excluded.ts,
-    received_at    = excluded.received_at,
-    changed_at     = CASE WHEN $12 = 1 OR COALESCE(check_results.result, '') = COALESCE(excluded.result, '')
-                          THEN check_results.changed_at ELSE excluded.changed_at END,
-    last_seen_at   = COALESCE(excluded.last_seen_at, check_results.last_seen_at),
-    result         = CASE WHEN $12 = 1 THEN check_results.result ELSE excluded.result END,
-    error_message  = excluded.error_message,
-    error_severity = excluded.error_severity,
-    duration       = excluded.duration,
-    version        = excluded.version
-WHERE excluded.ts >= check_results.ts`,
+	_, err := s.hot.putResult.ExecContext(ctx,
 		r.AssetID, r.Collector, r.Check, r.Timestamp, r.ReceivedAt.Unix(), lastSeen, data,
 		errMsg, errSev, r.Duration, r.Version, boolInt(unchanged))
 	if err != nil {
@@ -165,15 +168,6 @@ func scanToken(row interface{ Scan(...any) error }) (Token, error) {
 	return t, nil
 }
 
-// TokenByHash finds a token by the hex SHA-256 of its value.
-func (s *Store) TokenByHash(ctx context.Context, hash string) (Token, error) {
-	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
-	if err != nil {
-		return t, notFound(err, "token")
-	}
-	return t, nil
-}
-
 // Token reads a token by id.
 func (s *Store) Token(ctx context.Context, id int64) (Token, error) {
 	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
@@ -218,26 +212,6 @@ func (s *Store) Tokens(ctx context.Context, container int64) ([]Token, error) {
 	return out, rows.Err()
 }
 
-// TokenChainValid reports whether a token and every token in its chain of
-// creators is neither revoked nor expired at now: revoking a token revokes
-// every token it created, directly or not.
-func (s *Store) TokenChainValid(ctx context.Context, id int64, now time.Time) (bool, error) {
-	var bad int
-	err := s.r.QueryRowContext(ctx, `
-WITH RECURSIVE chain (id, created_by, revoked_at, expires_at, depth) AS (
-    SELECT id, created_by, revoked_at, expires_at, 0 FROM tokens WHERE id = $1
-    UNION ALL
-    SELECT t.id, t.created_by, t.revoked_at, t.expires_at, chain.depth + 1
-    FROM tokens t JOIN chain ON t.id = chain.created_by
-    WHERE chain.depth < 1000
-)
-SELECT COUNT(*) FROM chain WHERE revoked_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= $2)`, id, now.Unix()).Scan(&bad)
-	if err != nil {
-		return false, fmt.Errorf("checking the creators of token %d: %w", id, err)
-	}
-	return bad == 0, nil
-}
-
 // CreatorChain returns the ids of the tokens that created token id,
 // directly or not, nearest first.
 func (s *Store) CreatorChain(ctx context.Context, id int64) ([]int64, error) {
@@ -264,15 +238,79 @@ SELECT id FROM chain WHERE depth > 0 ORDER BY depth`, id)
 	return ids, rows.Err()
 }
 
-// CheckCount returns how many checks of an asset have a stored result, and
-// whether the given one is among them.
-func (s *Store) CheckCount(ctx context.Context, asset int64, collector, check string) (n int, exists bool, err error) {
-	var ex int
-	err = s.r.QueryRowContext(ctx, `
-SELECT COUNT(*), COALESCE(SUM(CASE WHEN collector = $2 AND check_key = $3 THEN 1 ELSE 0 END), 0)
-FROM check_results WHERE asset_id = $1`, asset, collector, check).Scan(&n, &ex)
-	if err != nil {
-		return 0, false, fmt.Errorf("counting the checks of asset %d: %w", asset, err)
+// authTokenSQL finds a token by hash and counts the revoked or expired
+// tokens in its chain of creators, itself included, in one statement.
+const authTokenSQL = `
+WITH RECURSIVE chain (id, created_by, revoked_at, expires_at, depth) AS (
+    SELECT id, created_by, revoked_at, expires_at, 0 FROM tokens WHERE hash = $1
+    UNION ALL
+    SELECT t.id, t.created_by, t.revoked_at, t.expires_at, chain.depth + 1
+    FROM tokens t JOIN chain ON t.id = chain.created_by
+    WHERE chain.depth < 1000
+)
+SELECT ` + tokenColumns + `,
+       (SELECT COUNT(*) FROM chain WHERE revoked_at IS NOT NULL OR (expires_at IS NOT NULL AND expires_at <= $2))
+FROM tokens WHERE hash = $1`
+
+// AuthToken finds a token by the hex SHA-256 of its value, and says whether
+// it and every token in its chain of creators is neither revoked nor
+// expired at now. It is TokenByHash and TokenChainValid in one round trip,
+// for the path every request takes.
+func (s *Store) AuthToken(ctx context.Context, hash string, now time.Time) (t Token, valid bool, err error) {
+	var bad int
+	row := s.hot.authToken.QueryRowContext(ctx, hash, now.Unix())
+	var perms, created int64
+	var createdBy, expires, lastUsed, revoked sql.NullInt64
+	if err := row.Scan(&t.ID, &t.ContainerID, &t.Name, &t.Hash, &perms, &createdBy, &created, &expires, &lastUsed, &revoked, &bad); err != nil {
+		return t, false, notFound(err, "token")
 	}
-	return n, ex > 0, nil
+	t.Permissions = uint64(perms)
+	t.CreatedBy = ptrInt(createdBy)
+	t.CreatedAt = time.Unix(created, 0).UTC()
+	t.ExpiresAt, t.LastUsedAt, t.RevokedAt = timePtr(expires), timePtr(lastUsed), timePtr(revoked)
+	return t, bad == 0, nil
+}
+
+// checkTargetSQL answers, in one statement, everything a check result
+// needs before it is stored: its asset, whether the asset lies within the
+// caller's container, whether the collector is on it, and its checks.
+const checkTargetSQL = `
+WITH RECURSIVE up (id, parent_id) AS (
+    SELECT c.id, c.parent_id FROM containers c JOIN assets a ON a.container_id = c.id WHERE a.id = $1
+    UNION ALL
+    SELECT c.id, c.parent_id FROM containers c JOIN up ON c.id = up.parent_id
+)
+SELECT a.container_id, a.name, a.kind,
+       (SELECT COUNT(*) FROM up WHERE id = $2),
+       (SELECT COUNT(*) FROM asset_collectors WHERE asset_id = $1 AND collector = $3),
+       (SELECT COUNT(*) FROM check_results WHERE asset_id = $1),
+       (SELECT COUNT(*) FROM check_results WHERE asset_id = $1 AND collector = $3 AND check_key = $4)
+FROM assets a WHERE a.id = $1`
+
+// CheckTarget is what CheckTargetOf finds.
+type CheckTarget struct {
+	Asset Asset
+	// Within is true when the asset lies in the caller's container or
+	// below it.
+	Within       bool
+	HasCollector bool
+	// Checks is how many checks of the asset have a stored result;
+	// Exists says whether this check is one of them.
+	Checks int
+	Exists bool
+}
+
+// CheckTargetOf looks up the asset, the caller's scope, the collector and
+// the check count for one check result in one round trip. ErrNotFound
+// when the asset does not exist.
+func (s *Store) CheckTargetOf(ctx context.Context, asset, scope int64, collector, check string) (CheckTarget, error) {
+	ct := CheckTarget{Asset: Asset{ID: asset}}
+	var within, hasCol, exists int
+	err := s.hot.checkTarget.QueryRowContext(ctx, asset, scope, collector, check).
+		Scan(&ct.Asset.ContainerID, &ct.Asset.Name, &ct.Asset.Kind, &within, &hasCol, &ct.Checks, &exists)
+	if err != nil {
+		return ct, notFound(err, fmt.Sprintf("asset %d", asset))
+	}
+	ct.Within, ct.HasCollector, ct.Exists = within > 0, hasCol > 0, exists > 0
+	return ct, nil
 }

@@ -34,6 +34,34 @@ type Store struct {
 	w      *sql.DB // one connection: SQLite has one writer at a time
 	r      *sql.DB // readers
 	logger *slog.Logger
+	hot    hotStatements
+}
+
+// hotStatements are prepared once: every check result runs them, and
+// parsing their SQL again each time cost more than running them.
+type hotStatements struct {
+	authToken   *sql.Stmt
+	checkTarget *sql.Stmt
+	putResult   *sql.Stmt
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		db    *sql.DB
+		query string
+		dst   **sql.Stmt
+	}{
+		{s.r, authTokenSQL, &s.hot.authToken},
+		{s.r, checkTargetSQL, &s.hot.checkTarget},
+		{s.w, putResultSQL, &s.hot.putResult},
+	} {
+		st, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("preparing state statements: %w", err)
+		}
+		*p.dst = st
+	}
+	return nil
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies
@@ -67,6 +95,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		s.Close()
 		return nil, err
 	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	// The database holds token hashes and monitoring data: owner only.
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {
 		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -79,7 +111,13 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 
 // Close closes the database.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	var errs []error
+	for _, st := range []*sql.Stmt{s.hot.authToken, s.hot.checkTarget, s.hot.putResult} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, s.r.Close(), s.w.Close())...)
 }
 
 func (s *Store) migrate(ctx context.Context) error {

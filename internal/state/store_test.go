@@ -79,7 +79,7 @@ func TestTreeAndAssets(t *testing.T) {
 	if err := s.DeleteAsset(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.HasCollector(ctx, a, "linux"); ok {
+	if cols, _ := s.Collectors(ctx, a); len(cols) != 0 {
 		t.Fatal("collector survived its asset")
 	}
 }
@@ -143,5 +143,64 @@ func TestResults(t *testing.T) {
 	wg.Wait()
 	if r := get(); r.Timestamp != 1019 || string(r.Data) != `{"i":[t]}` {
 		t.Fatalf("concurrent: %+v %s", r, r.Data)
+	}
+}
+
+func TestAuthTokenAndCheckTarget(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	root, _, _ := s.EnsureRoot(ctx, "root")
+	a, _ := s.CreateContainer(ctx, root, "a")
+	b, _ := s.CreateContainer(ctx, root, "b")
+	now := time.Unix(1_700_000_000, 0)
+	parent, _ := s.CreateToken(ctx, Token{ContainerID: a, Name: "p", Hash: "h1", Permissions: 3})
+	child, _ := s.CreateToken(ctx, Token{ContainerID: a, Name: "c", Hash: "h2", Permissions: 1, CreatedBy: &parent})
+	exp := now.Add(time.Hour)
+	_, _ = s.CreateToken(ctx, Token{ContainerID: a, Name: "e", Hash: "h3", Permissions: 1, ExpiresAt: &exp})
+	check := func(hash string, at time.Time, wantID int64, wantValid bool) {
+		t.Helper()
+		tok, valid, err := s.AuthToken(ctx, hash, at)
+		if err != nil || tok.ID != wantID || valid != wantValid {
+			t.Fatalf("AuthToken(%s) = %d %v %v; want %d %v", hash, tok.ID, valid, err, wantID, wantValid)
+		}
+	}
+	check("h2", now, child, true)
+	check("h3", now, 3, true)
+	check("h3", exp, 3, false)
+	if _, _, err := s.AuthToken(ctx, "nope", now); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown hash: %v", err)
+	}
+	if err := s.RevokeToken(ctx, parent, now); err != nil {
+		t.Fatal(err)
+	}
+	check("h2", now, child, false) // its creator is revoked
+	if chain, err := s.CreatorChain(ctx, child); err != nil || len(chain) != 1 || chain[0] != parent {
+		t.Fatalf("CreatorChain = %v %v", chain, err)
+	}
+
+	asset, _ := s.CreateAsset(ctx, a, "web")
+	if _, err := s.AddCollector(ctx, asset, "linux", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.PutResult(ctx, Result{AssetID: asset, Collector: "linux", Check: "cpu", Timestamp: 1, ReceivedAt: now}, false, false)
+	for _, c := range []struct {
+		scope               int64
+		collector, check    string
+		within, has, exists bool
+		checks              int
+	}{
+		{a, "linux", "cpu", true, true, true, 1},
+		{root, "linux", "mem", true, true, false, 1},
+		{b, "linux", "cpu", false, true, true, 1},
+		{a, "snmp", "x", true, false, false, 1},
+	} {
+		ct, err := s.CheckTargetOf(ctx, asset, c.scope, c.collector, c.check)
+		if err != nil || ct.Within != c.within || ct.HasCollector != c.has || ct.Exists != c.exists || ct.Checks != c.checks ||
+			ct.Asset.Name != "web" || ct.Asset.ContainerID != a {
+			t.Errorf("CheckTargetOf(scope %d, %s/%s) = %+v, %v", c.scope, c.collector, c.check, ct, err)
+		}
+	}
+	if _, err := s.CheckTargetOf(ctx, asset+1, a, "linux", "cpu"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing asset: %v", err)
 	}
 }
