@@ -16,18 +16,25 @@ import (
 
 const crashEnv = "SONDE_TEST_CRASH_HUB_DIR"
 
-// TestCrashHelperProcess is not a test: it is the hub that TestCrash kills.
-func TestCrashHelperProcess(t *testing.T) {
-	dir := os.Getenv(crashEnv)
-	if dir == "" {
-		t.Skip("helper process for TestCrash")
+// TestMain doubles as the hub process that TestCrash kills: with crashEnv
+// set, the test binary runs a hub instead of the tests.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashEnv); dir != "" {
+		crashHub(dir)
+		return
 	}
+	os.Exit(m.Run())
+}
+
+func crashHub(dir string) {
 	h, err := New(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0"})
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "crash hub:", err)
+		os.Exit(1)
 	}
 	if err := writeSecretFile(filepath.Join(dir, "addr"), []byte(h.Addr().String())); err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, "crash hub:", err)
+		os.Exit(1)
 	}
 	_ = h.Serve(context.Background()) // until SIGKILL
 }
@@ -36,7 +43,7 @@ func TestCrashHelperProcess(t *testing.T) {
 // that the result is in both stores after a restart.
 func TestCrash(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
