@@ -123,7 +123,7 @@ func New(cfg Config) *API {
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK, route: r.Method + " " + r.URL.Path}
 	sw.Header().Set("X-Content-Type-Options", "nosniff")
 	sw.Header().Set("Cache-Control", "no-store")
 	sw.Header().Set("Strict-Transport-Security", "max-age=31536000")
@@ -140,17 +140,37 @@ type statusWriter struct {
 	http.ResponseWriter
 	code    int
 	written bool
+	// swallow drops the body the mux writes for an unknown route or
+	// method, which is replaced by a JSON error.
+	swallow bool
+	route   string // method and path, for those errors
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if !w.written {
-		w.code, w.written = code, true
+	if w.written {
+		return
+	}
+	w.code, w.written = code, true
+	if (code == http.StatusMethodNotAllowed || code == http.StatusNotFound) && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		// The mux's own answer: make it JSON like every other error.
+		msg := "no such route: " + w.route
+		if code == http.StatusMethodNotAllowed {
+			msg = "method not allowed: " + w.route + "; allowed: " + w.Header().Get("Allow")
+		}
+		writeError(w.ResponseWriter, code, msg)
+		w.swallow = true
+		return
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
-	w.written = true
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.swallow {
+		return len(b), nil
+	}
 	return w.ResponseWriter.Write(b)
 }
 
@@ -214,9 +234,6 @@ func (a *API) routes() {
 			return
 		}
 		metrics.ServeHTTP(w, r)
-	})
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such route: "+r.Method+" "+r.URL.Path)
 	})
 }
 

@@ -345,6 +345,7 @@ func TestBadInput(t *testing.T) {
 		{"config not object", "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux", asset), `{"config":[1]}`, "admin", 400, "object"},
 		{"checks need CHECK_MANAGEMENT", "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux", asset), `{"checks":{"cpu":{"interval":60}}}`, "", 403, "CHECK_MANAGEMENT"},
 		{"unknown route", "GET", "/api/v1/nothing", "", "", 404, "no such route"},
+		{"wrong method", "PUT", "/api/v1/container/1", "", "", 405, "method not allowed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
