@@ -102,6 +102,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	fs.DurationVar(&cfg.Retention, "retention", 90*24*time.Hour, "how long time series are kept")
 	fs.Float64Var(&cfg.RequestsPerSecond, "api-rate", 200, "requests per second allowed per API token (0 = no limit)")
 	fs.Float64Var(&cfg.Burst, "api-burst", 400, "burst of requests allowed per API token")
+	fs.IntVar(&cfg.MaxSeriesPerContainer, "max-series-per-container", 1_000_000, "active time series one container may hold (-1 = no limit)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

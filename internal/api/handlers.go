@@ -309,6 +309,8 @@ func (a *API) postCheck(w http.ResponseWriter, r *http.Request, p principal) {
 		switch {
 		case errors.Is(err, model.ErrInvalid), errors.Is(err, tsstore.ErrOutOfRange):
 			writeError(w, http.StatusBadRequest, err.Error())
+		case errors.Is(err, ingest.ErrQuota):
+			writeError(w, http.StatusTooManyRequests, err.Error()+"; fewer item or metric names, or ask the operator for a larger quota")
 		case errors.Is(err, tsstore.ErrConflict):
 			writeError(w, http.StatusConflict, fmt.Sprintf("a different result of %s/%s on asset %d for timestamp %d is already stored: %v", key, check, as.ID, cd.Timestamp, err))
 		default:

@@ -44,6 +44,9 @@ type Config struct {
 	Burst             float64
 	Version           string
 	Logger            *slog.Logger
+	// MaxSeriesPerContainer bounds each container's active series; 0
+	// means the default (1,000,000), negative no limit.
+	MaxSeriesPerContainer int
 	// Now is the clock for token expiry, rate limits and received times;
 	// nil means time.Now. Tests inject one.
 	Now func() time.Time
@@ -120,7 +123,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 
-	in := ingest.New(h.st, h.series, cfg.Logger, reg, cfg.Now)
+	in := ingest.New(h.st, h.series, cfg.Logger, reg, cfg.Now, ingest.Options{MaxSeriesPerContainer: cfg.MaxSeriesPerContainer})
 	h.api = api.New(api.Config{
 		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
 		Gatherer: reg, Registerer: reg,

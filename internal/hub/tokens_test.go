@@ -168,3 +168,22 @@ func TestContainerDepthAndAssetDeletion(t *testing.T) {
 		t.Fatalf("asset id %d reused (deleted %d)", next, asset)
 	}
 }
+
+func TestSeriesQuota(t *testing.T) {
+	th := startHubWith(t, Config{DataDir: t.TempDir(), MaxSeriesPerContainer: 3})
+	asset := th.agentSetup(th.admin, "q")
+	ts := time.Now().Unix()
+	path := fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/cpu", asset)
+	th.must(204, th.admin, "POST", path, fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"a","u":1.0},{"name":"b","u":1.0}]}}`, ts), nil)
+	out := th.must(429, th.admin, "POST", path, fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"c","u":1.0},{"name":"d","u":1.0}]}}`, ts+1), nil)
+	if !strings.Contains(string(out), "quota") {
+		t.Fatalf("429 body: %s", out)
+	}
+	var res struct {
+		Timestamp int64 `json:"timestamp"`
+	}
+	th.must(200, th.admin, "GET", path, nil, &res)
+	if res.Timestamp != ts {
+		t.Fatalf("the refused result was stored: %+v", res)
+	}
+}

@@ -39,20 +39,34 @@ type Ingester struct {
 	// the conflict only between committed appends.
 	locks [256]sync.Mutex
 
+	quota *seriesQuota
+
 	resultsTotal *prometheus.CounterVec
 	samplesTotal prometheus.Counter
 }
 
+// Options tune an Ingester. The zero value is the default.
+type Options struct {
+	// MaxSeriesPerContainer bounds the active series (a sample within
+	// the last 3 hours) of each container; 0 means 1,000,000, negative
+	// means no limit.
+	MaxSeriesPerContainer int
+}
+
 // New returns an Ingester. reg may be nil.
-func New(results ResultStore, series tsstore.Store, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time) *Ingester {
+func New(results ResultStore, series tsstore.Store, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time, opts Options) *Ingester {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if now == nil {
 		now = time.Now
 	}
+	if opts.MaxSeriesPerContainer == 0 {
+		opts.MaxSeriesPerContainer = 1_000_000
+	}
 	in := &Ingester{
 		results: results, series: series, logger: logger, now: now,
+		quota: newSeriesQuota(opts.MaxSeriesPerContainer, 3*time.Hour),
 		resultsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sonde_hub_check_results_total",
 			Help: "Check results received, by outcome (stored, rejected, failed).",
@@ -83,7 +97,8 @@ func (in *Ingester) Rejected() { in.resultsTotal.WithLabelValues("rejected").Inc
 // Ingest validates the timestamp and stores the result. The samples are in
 // the time-series WAL and the result in the state store when it returns
 // nil. An error wrapping model.ErrInvalid or tsstore.ErrOutOfRange means
-// bad input; tsstore.ErrConflict means a different result for the same
+// bad input; ErrQuota a container over its series quota;
+// tsstore.ErrConflict means a different result for the same
 // check and time was stored before. Nothing is stored then.
 func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) error {
 	now := in.now()
@@ -95,6 +110,10 @@ func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) e
 	mu.Lock()
 	defer mu.Unlock()
 	if samples := Samples(t, cd); len(samples) > 0 {
+		if err := in.quota.admit(t.ContainerID, samples, now); err != nil {
+			in.Rejected()
+			return err
+		}
 		if err := in.series.Append(ctx, samples); err != nil {
 			outcome := "failed"
 			if errors.Is(err, tsstore.ErrConflict) || errors.Is(err, tsstore.ErrOutOfRange) {
