@@ -115,7 +115,6 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.TLSSANs = sans
-	cfg.Version = version
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Out = stderr
 	h, err := hub.New(ctx, cfg)

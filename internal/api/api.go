@@ -62,7 +62,6 @@ type Config struct {
 	// address; 0 means 30.
 	AuthFailuresPerMinute float64
 	Now                   func() time.Time
-	Version               string
 }
 
 // API serves the hub's HTTP routes.
@@ -73,7 +72,6 @@ type API struct {
 	logger   *slog.Logger
 	gatherer prometheus.Gatherer
 	now      func() time.Time
-	version  string
 
 	rootID       int64
 	perToken     *limiter
@@ -101,7 +99,7 @@ func New(cfg Config) *API {
 	}
 	a := &API{
 		st: cfg.State, series: cfg.Series, ingester: cfg.Ingester, logger: cfg.Logger,
-		gatherer: cfg.Gatherer, now: cfg.Now, version: cfg.Version,
+		gatherer: cfg.Gatherer, now: cfg.Now,
 		rootID:       cfg.RootID,
 		perToken:     newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now),
 		perContainer: newLimiter(cfg.ContainerRequestsPerSecond, cfg.ContainerBurst, cfg.Now),

@@ -42,7 +42,6 @@ type Config struct {
 	// RequestsPerSecond and Burst limit each API token; 0 disables.
 	RequestsPerSecond float64
 	Burst             float64
-	Version           string
 	Logger            *slog.Logger
 	// MaxSeriesPerContainer bounds each container's active series; 0
 	// means the default (1,000,000), negative no limit.
@@ -129,7 +128,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		Gatherer: reg, Registerer: reg,
 		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst,
 		ContainerRequestsPerSecond: 5 * cfg.RequestsPerSecond, ContainerBurst: 5 * cfg.Burst,
-		RootID: root, Version: cfg.Version, Now: cfg.Now,
+		RootID: root, Now: cfg.Now,
 	})
 	h.server = &http.Server{
 		Handler:           h.api,

@@ -49,17 +49,23 @@ func (s *Store) CreateContainer(ctx context.Context, parent int64, name string) 
 	return id, nil
 }
 
-// Container reads one container.
-func (s *Store) Container(ctx context.Context, id int64) (Container, error) {
+func scanContainer(row interface{ Scan(...any) error }) (Container, error) {
 	var c Container
 	var parent sql.NullInt64
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, parent_id, name, created_at FROM containers WHERE id = $1`, id).
-		Scan(&c.ID, &parent, &c.Name, &created)
+	if err := row.Scan(&c.ID, &parent, &c.Name, &created); err != nil {
+		return c, err
+	}
+	c.ParentID, c.CreatedAt = ptrInt(parent), time.Unix(created, 0).UTC()
+	return c, nil
+}
+
+// Container reads one container.
+func (s *Store) Container(ctx context.Context, id int64) (Container, error) {
+	c, err := scanContainer(s.r.QueryRowContext(ctx, `SELECT id, parent_id, name, created_at FROM containers WHERE id = $1`, id))
 	if err != nil {
 		return c, notFound(err, fmt.Sprintf("container %d", id))
 	}
-	c.ParentID, c.CreatedAt = ptrInt(parent), time.Unix(created, 0).UTC()
 	return c, nil
 }
 
@@ -72,17 +78,23 @@ func (s *Store) Children(ctx context.Context, id int64) ([]Container, error) {
 	defer rows.Close()
 	var out []Container
 	for rows.Next() {
-		var c Container
-		var parent sql.NullInt64
-		var created int64
-		if err := rows.Scan(&c.ID, &parent, &c.Name, &created); err != nil {
+		c, err := scanContainer(rows)
+		if err != nil {
 			return nil, fmt.Errorf("listing containers under %d: %w", id, err)
 		}
-		c.ParentID, c.CreatedAt = ptrInt(parent), time.Unix(created, 0).UTC()
 		out = append(out, c)
 	}
 	return out, rows.Err()
 }
+
+// ancestorsCTE defines "up": container $1 and all its ancestors.
+const ancestorsCTE = `
+WITH RECURSIVE up (id, parent_id) AS (
+    SELECT id, parent_id FROM containers WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.parent_id FROM containers c JOIN up ON c.id = up.parent_id
+)
+`
 
 // Within reports whether container id is root or lies below it.
 func (s *Store) Within(ctx context.Context, id, root int64) (bool, error) {
@@ -90,13 +102,7 @@ func (s *Store) Within(ctx context.Context, id, root int64) (bool, error) {
 		return true, nil
 	}
 	var n int
-	err := s.r.QueryRowContext(ctx, `
-WITH RECURSIVE up (id, parent_id) AS (
-    SELECT id, parent_id FROM containers WHERE id = $1
-    UNION ALL
-    SELECT c.id, c.parent_id FROM containers c JOIN up ON c.id = up.parent_id
-)
-SELECT COUNT(*) FROM up WHERE id = $2`, id, root).Scan(&n)
+	err := s.r.QueryRowContext(ctx, ancestorsCTE+`SELECT COUNT(*) FROM up WHERE id = $2`, id, root).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("checking container %d against %d: %w", id, root, err)
 	}
@@ -106,13 +112,7 @@ SELECT COUNT(*) FROM up WHERE id = $2`, id, root).Scan(&n)
 // Depth returns how many ancestors a container has (the root has 0).
 func (s *Store) Depth(ctx context.Context, id int64) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `
-WITH RECURSIVE up (id, parent_id) AS (
-    SELECT id, parent_id FROM containers WHERE id = $1
-    UNION ALL
-    SELECT c.id, c.parent_id FROM containers c JOIN up ON c.id = up.parent_id
-)
-SELECT COUNT(*) - 1 FROM up`, id).Scan(&n)
+	err := s.r.QueryRowContext(ctx, ancestorsCTE+`SELECT COUNT(*) - 1 FROM up`, id).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("measuring the depth of container %d: %w", id, err)
 	}
@@ -164,16 +164,22 @@ func (s *Store) CreateAsset(ctx context.Context, container int64, name string) (
 	return id, nil
 }
 
-// Asset reads one asset.
-func (s *Store) Asset(ctx context.Context, id int64) (Asset, error) {
+func scanAsset(row interface{ Scan(...any) error }) (Asset, error) {
 	var a Asset
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, container_id, name, kind, created_at FROM assets WHERE id = $1`, id).
-		Scan(&a.ID, &a.ContainerID, &a.Name, &a.Kind, &created)
+	if err := row.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Kind, &created); err != nil {
+		return a, err
+	}
+	a.CreatedAt = time.Unix(created, 0).UTC()
+	return a, nil
+}
+
+// Asset reads one asset.
+func (s *Store) Asset(ctx context.Context, id int64) (Asset, error) {
+	a, err := scanAsset(s.r.QueryRowContext(ctx, `SELECT id, container_id, name, kind, created_at FROM assets WHERE id = $1`, id))
 	if err != nil {
 		return a, notFound(err, fmt.Sprintf("asset %d", id))
 	}
-	a.CreatedAt = time.Unix(created, 0).UTC()
 	return a, nil
 }
 
@@ -186,12 +192,10 @@ func (s *Store) Assets(ctx context.Context, container int64) ([]Asset, error) {
 	defer rows.Close()
 	var out []Asset
 	for rows.Next() {
-		var a Asset
-		var created int64
-		if err := rows.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Kind, &created); err != nil {
+		a, err := scanAsset(rows)
+		if err != nil {
 			return nil, fmt.Errorf("listing assets of container %d: %w", container, err)
 		}
-		a.CreatedAt = time.Unix(created, 0).UTC()
 		out = append(out, a)
 	}
 	return out, rows.Err()

@@ -154,11 +154,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 
 const tokenColumns = `id, container_id, name, hash, permissions, created_by, created_at, expires_at, last_used_at, revoked_at`
 
-func scanToken(row interface{ Scan(...any) error }) (Token, error) {
+// scanToken scans tokenColumns, then any extra columns into extra.
+func scanToken(row interface{ Scan(...any) error }, extra ...any) (Token, error) {
 	var t Token
 	var perms, created int64
 	var createdBy, expires, lastUsed, revoked sql.NullInt64
-	if err := row.Scan(&t.ID, &t.ContainerID, &t.Name, &t.Hash, &perms, &createdBy, &created, &expires, &lastUsed, &revoked); err != nil {
+	dest := append([]any{&t.ID, &t.ContainerID, &t.Name, &t.Hash, &perms, &createdBy, &created, &expires, &lastUsed, &revoked}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return t, err
 	}
 	t.Permissions = uint64(perms)
@@ -258,16 +260,10 @@ FROM tokens WHERE hash = $1`
 // for the path every request takes.
 func (s *Store) AuthToken(ctx context.Context, hash string, now time.Time) (t Token, valid bool, err error) {
 	var bad int
-	row := s.hot.authToken.QueryRowContext(ctx, hash, now.Unix())
-	var perms, created int64
-	var createdBy, expires, lastUsed, revoked sql.NullInt64
-	if err := row.Scan(&t.ID, &t.ContainerID, &t.Name, &t.Hash, &perms, &createdBy, &created, &expires, &lastUsed, &revoked, &bad); err != nil {
+	t, err = scanToken(s.hot.authToken.QueryRowContext(ctx, hash, now.Unix()), &bad)
+	if err != nil {
 		return t, false, notFound(err, "token")
 	}
-	t.Permissions = uint64(perms)
-	t.CreatedBy = ptrInt(createdBy)
-	t.CreatedAt = time.Unix(created, 0).UTC()
-	t.ExpiresAt, t.LastUsedAt, t.RevokedAt = timePtr(expires), timePtr(lastUsed), timePtr(revoked)
 	return t, bad == 0, nil
 }
 
