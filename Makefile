@@ -1,6 +1,7 @@
 # Sonde: build, run and check.
 #
-#   make build   build bin/sonde, bin/sonde-appliance, bin/sonde-agent (and bin/sonde-bench)
+#   make build   build bin/sonde, bin/sonde-appliance, bin/sonde-agent (and bin/sonde-bench):
+#                static (no cgo), stripped
 #   make up      build, then run the whole system with data in ./sonde-data
 #   make test    test-deps + lint + vuln, then every Go test with the race detector
 #   make lint    gofmt, go vet, staticcheck, gosec
@@ -55,7 +56,7 @@ build:
 	@echo ">> $$(go version); building $(CMDS) version $(VERSION)"
 	@$(if $(filter sonde-bench,$(CMDS)),,echo ">> cmd/sonde-bench does not exist: bin/sonde-bench not built")
 	@mkdir -p bin
-	go build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/ $(addprefix ./cmd/,$(CMDS))
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 up: build
 	./bin/sonde up

@@ -1,0 +1,91 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("SONDE_AGENT_DROP_CHILD"); dir != "" {
+		dropChild(dir)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// dropChild runs in a child process: it drops to "nobody" and reports
+// what it can still do.
+func dropChild(dir string) {
+	dropped, err := DropPrivileges("nobody", filepath.Join(dir, "state"))
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("dropped=%v uid=%d euid=%d gid=%d\n", dropped, os.Getuid(), os.Geteuid(), os.Getgid())
+	if groups, _ := syscall.Getgroups(); len(groups) > 0 {
+		fmt.Println("groups:", groups)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "state", "probe"), []byte("x"), 0o600); err != nil {
+		fmt.Println("state dir not writable:", err)
+	}
+	if _, err := os.ReadFile(filepath.Join(dir, "root-only")); err == nil {
+		fmt.Println("read a root-only file")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "outside"), []byte("x"), 0o600); err == nil {
+		fmt.Println("wrote outside the state dir")
+	}
+}
+
+// TestDropPrivileges starts a child as root, lets it drop to nobody, and
+// checks what it can still do. It needs root (CI runs as root).
+func TestDropPrivileges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root, and CI runs as root")
+		}
+		t.Skip("needs root: dropping privileges is what it tests")
+	}
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Fatalf("the test needs the user nobody: %v", err)
+	}
+	dir := t.TempDir()
+	// The child (as nobody) must reach the state dir below dir.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "root-only"), []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SONDE_AGENT_DROP_CHILD="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	u, _ := user.Lookup("nobody")
+	want := fmt.Sprintf("dropped=true uid=%s euid=%s gid=%s\n", u.Uid, u.Uid, u.Gid)
+	if string(out) != want {
+		t.Errorf("child reported:\n%s\nwant only:\n%s", out, want)
+	}
+	if strings.Contains(string(out), "error") {
+		t.Error(string(out))
+	}
+}
+
+func TestDropPrivilegesUnknownUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as another user there is nothing to drop")
+	}
+	_, err := DropPrivileges("no-such-user-sonde", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "useradd") {
+		t.Errorf("DropPrivileges with an unknown user = %v, want advice to create it", err)
+	}
+}
