@@ -1,20 +1,118 @@
-// Command sonde-appliance is Sonde's appliance. This release only prints its version;
-// the full appliance follows in the next releases.
+// Command sonde-appliance is Sonde's monitoring appliance: it runs the
+// agentless probes for the assets the hub assigns it, keeps credentials in
+// an encrypted vault that never leaves it, and sends results to the hub
+// over mutual TLS through an encrypted disk buffer.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sonde-monitoring/sonde/internal/appliance"
 )
 
 // version is set by the build (-ldflags "-X main.version=…").
 var version = "dev"
 
+const usage = `sonde-appliance — Sonde's monitoring appliance
+
+Usage:
+  sonde-appliance run   --hub HOST:PORT --ca FILE --name NAME [--token-file FILE] [--zone Z] [--data DIR]
+                        connect out to the hub (enrolling with the token the first time) and run the checks
+  sonde-appliance vault set|list|rm|rotate|rekey ...
+                        manage the credentials the probes use (values never leave the appliance)
+  sonde-appliance version
+
+Run "sonde-appliance run -h" or "sonde-appliance vault" for the flags.
+`
+
+// defaultDataDir is where the appliance keeps its vault, buffer and identity.
+const defaultDataDir = "/var/lib/sonde-appliance"
+
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "version" || os.Args[1] == "--version") {
-		fmt.Println("sonde-appliance", version)
-		return
+	// The vault, the buffer and the key are for the appliance's user only.
+	syscall.Umask(0o077)
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
 	}
-	fmt.Fprintf(os.Stderr, "sonde-appliance %s: only \"version\" is available in this release\n", version)
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "run":
+		err := runAppliance(ctx, args[1:], stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "sonde-appliance:", err)
+			return 1
+		}
+		return 0
+	case "vault":
+		return vaultMain(ctx, args[1:], stdin, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "sonde-appliance", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sonde-appliance: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func runAppliance(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sonde-appliance run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg appliance.Config
+	var logLevel string
+	fs.StringVar(&cfg.DataDir, "data", defaultDataDir, "data directory (vault, key, buffer, certificate)")
+	fs.StringVar(&cfg.Hub, "hub", "", "the hub's appliance stream, HOST:PORT (port 8730 by default)")
+	fs.StringVar(&cfg.TokenFile, "token-file", "", "file with a token holding CORE_CONNECT, to enroll the first time")
+	fs.StringVar(&cfg.CAFile, "ca", "", "the hub's CA certificate (PEM)")
+	fs.StringVar(&cfg.Name, "name", hostname(), "the appliance's name on the hub")
+	fs.IntVar(&cfg.Zone, "zone", 0, "the appliance's zone (0–9): it serves the assets of its zone")
+	fs.StringVar(&cfg.PassphraseFile, "passphrase-file", "", "seal the vault with the passphrase in this file instead of the key file")
+	fs.Int64Var(&cfg.BufferBytes, "buffer-bytes", 1<<30, "disk budget for results waiting for the hub; the oldest are dropped beyond it")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Version = version
+	a, err := appliance.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cfg.Logger.Info("sonde-appliance started", "version", version, "hub", cfg.Hub, "name", cfg.Name, "zone", cfg.Zone)
+	return a.Run(ctx)
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "appliance"
+	}
+	return h
 }

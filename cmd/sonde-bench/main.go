@@ -23,6 +23,7 @@ const usage = `sonde-bench — load and storage benchmarks for the Sonde hub
 Usage:
   sonde-bench ingest  [flags]   drive a hub with concurrent agents over HTTPS
   sonde-bench storage [flags]   write gauges straight into the local time-series store
+  sonde-bench replay  [flags]   fill an appliance's disk buffer and time its replay into the hub
 
 Run "sonde-bench ingest -h" or "sonde-bench storage -h" for the flags.
 `
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runIngest(ctx, args[1:], stdout, stderr)
 	case "storage":
 		err = runStorage(ctx, args[1:], stdout, stderr)
+	case "replay":
+		err = runReplay(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

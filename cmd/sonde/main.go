@@ -69,6 +69,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+func hostname() string {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return "localhost"
+	}
+	return name
+}
+
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
@@ -95,7 +103,10 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	var logLevel string
 	fs.StringVar(&cfg.DataDir, "data", dataDef, "data directory (state, time series, TLS material)")
 	fs.StringVar(&cfg.Listen, "listen", listenDef, "HTTPS address for the API")
-	fs.StringVar(&cfg.StreamListen, "stream-listen", streamDef, "TLS address for appliance streams")
+	fs.StringVar(&cfg.StreamListen, "stream-listen", streamDef, "TLS address for appliance streams (empty: serve none)")
+	fs.BoolVar(&cfg.AllowTokenAnnounce, "allow-token-announce", false, "accept unchanged InfraSonar appliances, which announce with a token and no client certificate")
+	var probeKeys listFlag
+	fs.Var(&probeKeys, "probe-collectors", "extra collector keys of InfraSonar probes to send to appliances (repeatable, or comma-separated)")
 	fs.Var(&sans, "tls-san", "extra DNS name or IP for the hub's certificate (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "operator's certificate (PEM) instead of the hub's own CA")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) of --tls-cert")
@@ -115,6 +126,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.TLSSANs = sans
+	cfg.ExtraProbeKeys = probeKeys
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Out = stderr
 	h, err := hub.New(ctx, cfg)
@@ -134,7 +146,20 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
   Admin token:     in %s
 Try it:
   curl --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/v1/container/id
-Stop with Ctrl-C.
 `, version, url, url, url, h.CAFile(), h.Fingerprint, h.AdminTokenPath(), h.CAFile(), h.AdminTokenPath(), url)
-	return h.Serve(ctx)
+	if !up {
+		fmt.Fprintln(stdout, "Stop with Ctrl-C.")
+		return h.Serve(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(ctx) }()
+	if err := upParts(ctx, h, cfg.DataDir, cfg.Logger, stdout); err != nil {
+		cancel()
+		<-served
+		return err
+	}
+	fmt.Fprintln(stdout, "Stop with Ctrl-C.")
+	return <-served
 }

@@ -62,16 +62,20 @@ type Config struct {
 	// address; 0 means 30.
 	AuthFailuresPerMinute float64
 	Now                   func() time.Time
+	// Appliances is the appliance stream server; nil when the hub serves
+	// none.
+	Appliances Appliances
 }
 
 // API serves the hub's HTTP routes.
 type API struct {
-	st       *state.Store
-	series   tsstore.Store
-	ingester *ingest.Ingester
-	logger   *slog.Logger
-	gatherer prometheus.Gatherer
-	now      func() time.Time
+	st         *state.Store
+	series     tsstore.Store
+	ingester   *ingest.Ingester
+	appliances Appliances
+	logger     *slog.Logger
+	gatherer   prometheus.Gatherer
+	now        func() time.Time
 
 	rootID       int64
 	perToken     *limiter
@@ -97,8 +101,12 @@ func New(cfg Config) *API {
 	if cfg.AuthFailuresPerMinute <= 0 {
 		cfg.AuthFailuresPerMinute = 30
 	}
+	if cfg.Appliances == nil {
+		cfg.Appliances = noAppliances{}
+	}
 	a := &API{
-		st: cfg.State, series: cfg.Series, ingester: cfg.Ingester, logger: cfg.Logger,
+		appliances: cfg.Appliances,
+		st:         cfg.State, series: cfg.Series, ingester: cfg.Ingester, logger: cfg.Logger,
 		gatherer: cfg.Gatherer, now: cfg.Now,
 		rootID:       cfg.RootID,
 		perToken:     newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now),
@@ -199,6 +207,9 @@ func (a *API) routes() {
 	// Management and reads.
 	a.handle(m, "GET /api/v1/asset/{id}/collector/{key}/check/{check}", api|auth.Read, a.getCheck)
 	a.handle(m, "DELETE /api/v1/asset/{id}", api|auth.AssetManagement, a.deleteAsset)
+	a.handle(m, "PATCH /api/v1/asset/{id}/zone", api|auth.AssetManagement, a.setZone)
+	a.handle(m, "GET /api/v1/container/{id}/appliances", api|auth.Read, a.listAppliances)
+	a.handle(m, "DELETE /api/v1/appliance/{id}", api|auth.ContainerAdmin, a.revokeAppliance)
 	a.handle(m, "POST /api/v1/container/{id}/container", api|auth.ContainerAdmin, a.createContainer)
 	a.handle(m, "GET /api/v1/container/{id}", api|auth.Read, a.getContainer)
 	a.handle(m, "GET /api/v1/container/{id}/assets", api|auth.Read, a.listAssets)

@@ -131,6 +131,7 @@ func (a *API) addCollector(w http.ResponseWriter, r *http.Request, p principal) 
 		a.serverError(w, r, err)
 		return
 	}
+	a.appliances.AssetChanged(as.ContainerID, as.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -384,6 +385,7 @@ func (a *API) deleteAsset(w http.ResponseWriter, r *http.Request, p principal) {
 		a.serverError(w, r, err)
 		return
 	}
+	a.appliances.AssetChanged(as.ContainerID, as.ID)
 	// Its time series go with it: nothing may stay labelled with an id
 	// that no longer names the asset.
 	m := labels.MustNewMatcher(labels.MatchEqual, tsstore.LabelAssetID, strconv.FormatInt(as.ID, 10))

@@ -3,6 +3,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
 	"github.com/sonde-monitoring/sonde/internal/state"
+	"github.com/sonde-monitoring/sonde/internal/stream"
 	"github.com/sonde-monitoring/sonde/internal/tlsca"
 	"github.com/sonde-monitoring/sonde/internal/tsstore/local"
 )
@@ -34,11 +36,20 @@ const AdminTokenFile = "admin-token"
 type Config struct {
 	DataDir      string
 	Listen       string // HTTPS address, e.g. ":8443"
-	StreamListen string // appliance stream address (served from the appliance release on)
-	TLSSANs      []string
-	TLSCert      string
-	TLSKey       string
-	Retention    time.Duration
+	StreamListen string // appliance stream address (TLS); empty serves none
+	// AllowTokenAnnounce accepts InfraSonar appliances that announce with
+	// a token and no client certificate.
+	AllowTokenAnnounce bool
+	// ExtraProbeKeys are InfraSonar probe collector keys to send to
+	// appliances besides Sonde's own probes.
+	ExtraProbeKeys []string
+	// Heartbeat is how often the hub asks appliances for their info; 0
+	// means 30 s.
+	Heartbeat time.Duration
+	TLSSANs   []string
+	TLSCert   string
+	TLSKey    string
+	Retention time.Duration
 	// RequestsPerSecond and Burst limit each API token; 0 disables.
 	RequestsPerSecond float64
 	Burst             float64
@@ -62,6 +73,9 @@ type Hub struct {
 	series   *local.Store
 	listener net.Listener
 	server   *http.Server
+	ca       *tlsca.CA
+	stream   *stream.Server
+	streamLn net.Listener
 	api      *api.API
 	caFile   string
 	// Fingerprint is the SHA-256 fingerprint of the certificate that
@@ -123,8 +137,21 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 
 	in := ingest.New(h.st, h.series, cfg.Logger, reg, cfg.Now, ingest.Options{MaxSeriesPerContainer: cfg.MaxSeriesPerContainer})
+	var appliances api.Appliances
+	if cfg.StreamListen != "" {
+		h.stream, err = stream.New(stream.Config{
+			State: h.st, Ingest: in, CA: h.ca, Cert: cert, Logger: cfg.Logger.With("part", "stream"),
+			AllowTokenAnnounce: cfg.AllowTokenAnnounce, ExtraProbeKeys: cfg.ExtraProbeKeys,
+			Heartbeat: cfg.Heartbeat, Now: cfg.Now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		appliances = h.stream
+	}
 	h.api = api.New(api.Config{
-		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
+		Appliances: appliances,
+		State:      h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
 		Gatherer: reg, Registerer: reg,
 		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst,
 		ContainerRequestsPerSecond: 5 * cfg.RequestsPerSecond, ContainerBurst: 5 * cfg.Burst,
@@ -145,15 +172,34 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, fmt.Errorf("listening on %s for HTTPS: %w", cfg.Listen, err)
 	}
 	h.listener = ln
-	if cfg.StreamListen != "" {
-		cfg.Logger.Info("the appliance stream listener is not served by this release yet", "stream_listen", cfg.StreamListen)
+	if h.stream != nil {
+		sln, err := net.Listen("tcp", cfg.StreamListen)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listening on %s for appliance streams: %w", cfg.StreamListen, err)
+		}
+		h.streamLn = sln
 	}
 	return h, nil
 }
 
 // tlsCertificate loads the operator's certificate, or creates the hub's CA
-// and server certificate under <data>/tls.
+// and server certificate under <data>/tls. With an operator's certificate
+// the hub's CA is still made when appliances connect: it signs their
+// client certificates.
 func (h *Hub) tlsCertificate() (tls.Certificate, error) {
+	dir := filepath.Join(h.cfg.DataDir, "tls")
+	if h.cfg.TLSCert == "" || h.cfg.StreamListen != "" {
+		ca, created, err := tlsca.LoadOrCreate(dir, h.logger)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		if created {
+			h.logger.Info("created the hub's certificate authority", "dir", dir)
+		}
+		h.ca = ca
+	}
+	ca := h.ca
 	if h.cfg.TLSCert != "" {
 		cert, err := tlsca.LoadKeyPair(h.cfg.TLSCert, h.cfg.TLSKey)
 		if err != nil {
@@ -162,14 +208,6 @@ func (h *Hub) tlsCertificate() (tls.Certificate, error) {
 		h.Fingerprint = tlsca.Fingerprint(cert.Certificate[len(cert.Certificate)-1])
 		h.caFile = h.cfg.TLSCert
 		return cert, nil
-	}
-	dir := filepath.Join(h.cfg.DataDir, "tls")
-	ca, created, err := tlsca.LoadOrCreate(dir, h.logger)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	if created {
-		h.logger.Info("created the hub's certificate authority", "dir", dir)
 	}
 	sans, err := tlsca.ServerSANs(h.cfg.TLSSANs)
 	if err != nil {
@@ -248,15 +286,36 @@ func (h *Hub) CAFile() string { return h.caFile }
 // AdminTokenPath is where the first admin token was written.
 func (h *Hub) AdminTokenPath() string { return filepath.Join(h.cfg.DataDir, AdminTokenFile) }
 
+// StreamAddr is the address the appliance stream listens on; nil when the
+// hub serves none.
+func (h *Hub) StreamAddr() net.Addr {
+	if h.streamLn == nil {
+		return nil
+	}
+	return h.streamLn.Addr()
+}
+
 // Serve answers requests until ctx ends, then shuts down gracefully and
 // closes the stores.
 func (h *Hub) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- h.server.ServeTLS(h.listener, "", "") }()
+	streamCtx, stopStream := context.WithCancel(ctx)
+	defer stopStream()
+	var streamDone chan error // nil, never ready, when there is no stream
+	if h.stream != nil {
+		streamDone = make(chan error, 1)
+		go func() { streamDone <- h.stream.Serve(streamCtx, h.streamLn) }()
+	}
 	var err error
 	select {
 	case err = <-errc:
 		err = fmt.Errorf("serving HTTPS: %w", err)
+	case err = <-streamDone:
+		streamDone <- nil
+		err = fmt.Errorf("serving appliance streams: %w", cmp.Or(err, errors.New("stopped")))
+		h.server.Close()
+		<-errc
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -264,6 +323,13 @@ func (h *Hub) Serve(ctx context.Context) error {
 			h.logger.Warn("shutting down HTTPS did not finish cleanly", "err", serr)
 		}
 		<-errc
+	}
+	// Appliance streams write to the stores: end them first.
+	stopStream()
+	if streamDone != nil {
+		if serr := <-streamDone; serr != nil {
+			h.logger.Error("the appliance stream stopped", "err", serr)
+		}
 	}
 	return errors.Join(err, h.closeStores())
 }

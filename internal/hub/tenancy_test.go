@@ -1,11 +1,14 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/state"
 )
 
 // TestTenancyEveryRoute walks every token-authenticated route with a token
@@ -35,6 +38,12 @@ func TestTenancyEveryRoute(t *testing.T) {
 	th.must(204, aTok, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/cpu", asset.AssetID),
 		fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"%s","usage":77.25}]}}`, ts, marker), nil)
 
+	// An appliance of customer A.
+	appID, err := th.hub.st.CreateAppliance(context.Background(), state.Appliance{ContainerID: aChild, Name: marker})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Customer B's token holds every permission, on B only.
 	bTok := th.newToken(b, "READ", "API", "ASSET_MANAGEMENT", "CHECK_MANAGEMENT", "CONTAINER_ADMIN", "CONTAINER_TOKENS",
 		"CORE_CONNECT", "INSERT_CHECK_DATA", "ALERT_ASSIGN", "ALERT_CHANGE", "RULE_MANAGEMENT", "VIEW_LOG", "PURGE_TIME_SERIES", "WEBHOOKS")
@@ -49,6 +58,7 @@ func TestTenancyEveryRoute(t *testing.T) {
 		"POST /api/v1/container/{id}/token":                     `{"name":"intruder","permissions":["READ"]}`,
 		"POST /api/v1/asset/{id}/collector/{key}/check/{check}": fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"x","usage":1.0}]}}`, ts),
 		"POST /api/v1/asset/{id}/collector/{key}":               `{"config":{"x":1}}`,
+		"PATCH /api/v1/asset/{id}/zone":                         `{"zone":3}`,
 	}
 	walked := 0
 	for _, r := range th.hub.Routes() {
@@ -78,6 +88,9 @@ func TestTenancyEveryRoute(t *testing.T) {
 		p["{id}"] = fmt.Sprint(asset.AssetID)
 		if strings.HasPrefix(path, "/api/v1/container/") {
 			p["{id}"] = fmt.Sprint(a)
+		}
+		if strings.HasPrefix(path, "/api/v1/appliance/") {
+			p["{id}"] = fmt.Sprint(appID)
 		}
 		for k, v := range p {
 			path = strings.ReplaceAll(path, k, v)
@@ -109,6 +122,9 @@ func TestTenancyEveryRoute(t *testing.T) {
 	th.must(200, aTok, "GET", fmt.Sprintf("/api/v1/asset/%d", asset.AssetID), nil, &got)
 	if got.Name != marker || got.Kind != "" {
 		t.Fatalf("asset changed: %+v", got)
+	}
+	if ap, err := th.hub.st.ApplianceByID(context.Background(), appID); err != nil || ap.RevokedAt != nil {
+		t.Fatalf("appliance changed: %+v %v", ap, err)
 	}
 	var res struct {
 		Timestamp int64 `json:"timestamp"`

@@ -150,7 +150,10 @@ type Asset struct {
 	ContainerID int64
 	Name        string
 	Kind        string
-	CreatedAt   time.Time
+	// Zone (0–9) says which appliances of the container may serve the
+	// asset: those announced in the same zone.
+	Zone      int
+	CreatedAt time.Time
 }
 
 // CreateAsset adds an asset to a container.
@@ -167,7 +170,7 @@ func (s *Store) CreateAsset(ctx context.Context, container int64, name string) (
 func scanAsset(row interface{ Scan(...any) error }) (Asset, error) {
 	var a Asset
 	var created int64
-	if err := row.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Kind, &created); err != nil {
+	if err := row.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Kind, &a.Zone, &created); err != nil {
 		return a, err
 	}
 	a.CreatedAt = time.Unix(created, 0).UTC()
@@ -176,7 +179,7 @@ func scanAsset(row interface{ Scan(...any) error }) (Asset, error) {
 
 // Asset reads one asset.
 func (s *Store) Asset(ctx context.Context, id int64) (Asset, error) {
-	a, err := scanAsset(s.r.QueryRowContext(ctx, `SELECT id, container_id, name, kind, created_at FROM assets WHERE id = $1`, id))
+	a, err := scanAsset(s.r.QueryRowContext(ctx, `SELECT id, container_id, name, kind, zone, created_at FROM assets WHERE id = $1`, id))
 	if err != nil {
 		return a, notFound(err, fmt.Sprintf("asset %d", id))
 	}
@@ -185,7 +188,7 @@ func (s *Store) Asset(ctx context.Context, id int64) (Asset, error) {
 
 // Assets lists the assets of one container (not of its children), by id.
 func (s *Store) Assets(ctx context.Context, container int64) ([]Asset, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, container_id, name, kind, created_at FROM assets WHERE container_id = $1 ORDER BY id`, container)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, container_id, name, kind, zone, created_at FROM assets WHERE container_id = $1 ORDER BY id`, container)
 	if err != nil {
 		return nil, fmt.Errorf("listing assets of container %d: %w", container, err)
 	}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/testutil"
+)
+
+// lockedWriter lets the test read what `sonde up` printed so far.
+type lockedWriter = testutil.SyncBuffer
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestUp runs `sonde up` as the README says and checks that the whole
+// system works: the local agent's host checks and the enrolled appliance's
+// sample probe checks reach the hub.
+func TestUp(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sonde-data")
+	listen, stream := freeAddr(t), freeAddr(t)
+	out, logs := &lockedWriter{}, &lockedWriter{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runHub(ctx, []string{"--data", dir, "--listen", listen, "--stream-listen", stream, "--log-level", "debug"}, out, logs, true)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("sonde up: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("sonde up did not stop")
+		}
+		if t.Failed() {
+			t.Logf("output:\n%s\nlog:\n%s", out, logs)
+		}
+	}()
+	testutil.WaitFor(t, "sonde up to start", 30*time.Second, func() bool { return strings.Contains(out.String(), "Stop with Ctrl-C.") })
+	for _, want := range []string{"Local agent:", "Local appliance:", "Admin token:", "CA fingerprint:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the output does not say %q", want)
+		}
+	}
+	admin := regexp.MustCompile(`Admin token:\s+in (\S+)`).FindStringSubmatch(out.String())
+	if admin == nil {
+		t.Fatalf("no admin token path in:\n%s", out)
+	}
+	h := &testutil.Hub{Addr: listen}
+	h.SetT(t)
+	h.Admin = strings.TrimSpace(readFile(t, admin[1]))
+	h.Client = testutil.CAClient(t, filepath.Join(dir, "tls", "ca.crt"))
+	for _, sel := range []string{
+		`sonde_cpu_cpus{collector="linux"}`,
+		fmt.Sprintf(`sonde_tcp_open{collector="tcp",asset=%q}`, sampleAsset),
+	} {
+		testutil.WaitFor(t, sel, 45*time.Second, func() bool { return len(h.Samples(sel)) > 0 })
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var _ io.Writer = (*lockedWriter)(nil)

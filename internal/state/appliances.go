@@ -1,0 +1,246 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Appliance is an appliance enrolled in a container.
+type Appliance struct {
+	ID          int64
+	ContainerID int64
+	Name        string
+	Zone        int
+	TokenID     *int64
+	// CertFingerprint is the SHA-256 fingerprint of the client
+	// certificate the appliance was given; it must present exactly this
+	// certificate.
+	CertFingerprint string
+	CertNotAfter    *time.Time
+	CreatedAt       time.Time
+	LastSeenAt      *time.Time
+	RevokedAt       *time.Time
+}
+
+const applianceColumns = `id, container_id, name, zone, token_id, COALESCE(cert_fingerprint, ''), cert_not_after, created_at, last_seen_at, revoked_at`
+
+func scanAppliance(row interface{ Scan(...any) error }) (Appliance, error) {
+	var a Appliance
+	var tok, notAfter, seen, revoked sql.NullInt64
+	var created int64
+	err := row.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Zone, &tok, &a.CertFingerprint, &notAfter, &created, &seen, &revoked)
+	a.TokenID = ptrInt(tok)
+	a.CertNotAfter, a.LastSeenAt, a.RevokedAt = timePtr(notAfter), timePtr(seen), timePtr(revoked)
+	a.CreatedAt = time.Unix(created, 0)
+	return a, err
+}
+
+// CreateAppliance records a new appliance (before its certificate is
+// issued) and returns its id.
+func (s *Store) CreateAppliance(ctx context.Context, a Appliance) (int64, error) {
+	var id int64
+	err := s.w.QueryRowContext(ctx, `INSERT INTO appliances (container_id, name, zone, token_id, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		a.ContainerID, a.Name, a.Zone, nullInt(a.TokenID), time.Now().Unix()).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("recording appliance %q: %w", a.Name, err)
+	}
+	return id, nil
+}
+
+// SetApplianceCert records the certificate issued to an appliance.
+func (s *Store) SetApplianceCert(ctx context.Context, id int64, fingerprint string, notAfter time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET cert_fingerprint = $1, cert_not_after = $2 WHERE id = $3`, fingerprint, notAfter.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("recording the certificate of appliance %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("appliance %d", id))
+}
+
+// UpdateAppliance stores the name and zone an appliance announced and when
+// it was last seen.
+func (s *Store) UpdateAppliance(ctx context.Context, id int64, name string, zone int, seen time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET name = $1, zone = $2, last_seen_at = $3 WHERE id = $4`, name, zone, seen.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("updating appliance %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("appliance %d", id))
+}
+
+// TouchAppliance records that an appliance was seen.
+func (s *Store) TouchAppliance(ctx context.Context, id int64, seen time.Time) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE appliances SET last_seen_at = $1 WHERE id = $2`, seen.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("updating appliance %d: %w", id, err)
+	}
+	return nil
+}
+
+// RevokeAppliance revokes an appliance: its certificate is refused from
+// now on.
+func (s *Store) RevokeAppliance(ctx context.Context, id int64, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, at.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("revoking appliance %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("appliance %d", id))
+}
+
+// ApplianceByID returns one appliance.
+func (s *Store) ApplianceByID(ctx context.Context, id int64) (Appliance, error) {
+	a, err := scanAppliance(s.r.QueryRowContext(ctx, `SELECT `+applianceColumns+` FROM appliances WHERE id = $1`, id))
+	if err != nil {
+		return a, notFound(err, fmt.Sprintf("appliance %d", id))
+	}
+	return a, nil
+}
+
+// Appliances lists the appliances of a container, by id.
+func (s *Store) Appliances(ctx context.Context, container int64) ([]Appliance, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+applianceColumns+` FROM appliances WHERE container_id = $1 ORDER BY id`, container)
+	if err != nil {
+		return nil, fmt.Errorf("listing appliances of container %d: %w", container, err)
+	}
+	defer rows.Close()
+	var out []Appliance
+	for rows.Next() {
+		a, err := scanAppliance(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing appliances of container %d: %w", container, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// SetAssetZone sets an asset's zone (0–9).
+func (s *Store) SetAssetZone(ctx context.Context, id int64, zone int) error {
+	if zone < 0 || zone > 9 {
+		return fmt.Errorf("zone %d: give a zone from 0 to 9", zone)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE assets SET zone = $1 WHERE id = $2`, zone, id)
+	if err != nil {
+		return fmt.Errorf("setting the zone of asset %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("asset %d", id))
+}
+
+// ProbeCheck is one check of one collector on one asset, as an appliance
+// runs it.
+type ProbeCheck struct {
+	ID       int64
+	Key      string
+	Interval int
+	Disabled bool
+}
+
+// ProbeCollector is a collector of an asset with its configuration and
+// checks.
+type ProbeCollector struct {
+	Key    string
+	Config json.RawMessage
+	Checks []ProbeCheck
+}
+
+// ProbeAsset is an asset with the collectors an appliance runs for it.
+type ProbeAsset struct {
+	ID          int64
+	ContainerID int64
+	Zone        int
+	Name        string
+	Collectors  []ProbeCollector
+}
+
+// ProbeAssets returns the assets of a container (or the one asset when
+// only is not 0) with their collectors among keys and the checks of those
+// collectors, each check with its stable id (created on first use). Assets
+// without such a collector are left out.
+func (s *Store) ProbeAssets(ctx context.Context, container, only int64, keys []string) ([]ProbeAsset, error) {
+	want := map[string]bool{}
+	for _, k := range keys {
+		want[k] = true
+	}
+	q := `SELECT a.id, a.container_id, a.zone, a.name, c.collector, c.config, k.check_key, k.interval_s, k.disabled
+FROM assets a
+JOIN asset_collectors c ON c.asset_id = a.id
+JOIN asset_checks k ON k.asset_id = a.id AND k.collector = c.collector
+WHERE a.container_id = $1 AND ($2 = 0 OR a.id = $2)
+ORDER BY a.id, c.collector, k.check_key`
+	rows, err := s.r.QueryContext(ctx, q, container, only)
+	if err != nil {
+		return nil, fmt.Errorf("listing the probe checks of container %d: %w", container, err)
+	}
+	var out []ProbeAsset
+	type missing struct {
+		asset      int64
+		col, check string
+		at         [2]int // index in out, index in Collectors
+		ci         int
+	}
+	var need []missing
+	for rows.Next() {
+		var pa ProbeAsset
+		var col, cfg, check string
+		var pc ProbeCheck
+		var disabled int
+		if err := rows.Scan(&pa.ID, &pa.ContainerID, &pa.Zone, &pa.Name, &col, &cfg, &check, &pc.Interval, &disabled); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("listing the probe checks of container %d: %w", container, err)
+		}
+		if !want[col] {
+			continue
+		}
+		pc.Key, pc.Disabled = check, disabled != 0
+		if n := len(out); n == 0 || out[n-1].ID != pa.ID {
+			out = append(out, pa)
+		}
+		a := &out[len(out)-1]
+		if n := len(a.Collectors); n == 0 || a.Collectors[n-1].Key != col {
+			a.Collectors = append(a.Collectors, ProbeCollector{Key: col, Config: json.RawMessage(cfg)})
+		}
+		c := &a.Collectors[len(a.Collectors)-1]
+		c.Checks = append(c.Checks, pc)
+		need = append(need, missing{asset: pa.ID, col: col, check: check, at: [2]int{len(out) - 1, len(a.Collectors) - 1}, ci: len(c.Checks) - 1})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing the probe checks of container %d: %w", container, err)
+	}
+	for _, m := range need {
+		id, err := s.checkID(ctx, m.asset, m.col, m.check)
+		if err != nil {
+			return nil, err
+		}
+		out[m.at[0]].Collectors[m.at[1]].Checks[m.ci].ID = id
+	}
+	return out, nil
+}
+
+// checkID returns the stable id of a check, creating it on first use.
+func (s *Store) checkID(ctx context.Context, asset int64, collector, check string) (int64, error) {
+	var id int64
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM check_ids WHERE asset_id = $1 AND collector = $2 AND check_key = $3`, asset, collector, check).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if err != sql.ErrNoRows {
+		return 0, fmt.Errorf("reading the id of check %s/%s of asset %d: %w", collector, check, asset, err)
+	}
+	err = s.w.QueryRowContext(ctx, `INSERT INTO check_ids (asset_id, collector, check_key) VALUES ($1, $2, $3)
+ON CONFLICT (asset_id, collector, check_key) DO UPDATE SET collector = excluded.collector RETURNING id`, asset, collector, check).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("numbering check %s/%s of asset %d: %w", collector, check, asset, err)
+	}
+	return id, nil
+}
+
+// CheckByID returns the asset, collector and check key of a check id.
+func (s *Store) CheckByID(ctx context.Context, id int64) (asset int64, collector, check string, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT asset_id, collector, check_key FROM check_ids WHERE id = $1`, id).Scan(&asset, &collector, &check)
+	if err != nil {
+		return 0, "", "", notFound(err, fmt.Sprintf("check %d", id))
+	}
+	return asset, collector, check, nil
+}

@@ -1,0 +1,648 @@
+// Package stream is the hub's end of the appliance stream
+// (INFRASONAR-WIRE.md §1–2): a TLS listener speaking InfraSonar's framing,
+// Sonde's enrollment (a token with CORE_CONNECT buys a client certificate
+// signed by the hub's CA; mutual TLS from then on), the assignment of each
+// container's assets to its connected appliances (each gets only its own),
+// configuration pushed as it changes, and check data ingested and answered
+// one packet at a time.
+package stream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/auth"
+	"github.com/sonde-monitoring/sonde/internal/ingest"
+	"github.com/sonde-monitoring/sonde/internal/model"
+	"github.com/sonde-monitoring/sonde/internal/secret"
+	"github.com/sonde-monitoring/sonde/internal/state"
+	"github.com/sonde-monitoring/sonde/internal/tlsca"
+	"github.com/sonde-monitoring/sonde/internal/tsstore"
+	"github.com/sonde-monitoring/sonde/internal/wire"
+)
+
+// ProbeKeys are the collectors Sonde's appliance runs. Only these are sent
+// to appliances; Config.ExtraProbeKeys adds the keys of InfraSonar probes.
+var ProbeKeys = []string{"icmp", "tcp", "http", "tls", "dns", "snmp"}
+
+// Ingester stores check data.
+type Ingester interface {
+	Ingest(ctx context.Context, t ingest.Target, cd *model.CheckData) error
+}
+
+// Config configures the stream server.
+type Config struct {
+	State  *state.Store
+	Ingest Ingester
+	// CA signs the appliances' client certificates and verifies them.
+	CA *tlsca.CA
+	// Cert is the hub's server certificate.
+	Cert   tls.Certificate
+	Logger *slog.Logger
+	// AllowTokenAnnounce accepts InfraSonar's announce with a token and
+	// no client certificate, for unchanged InfraSonar appliances.
+	AllowTokenAnnounce bool
+	// ExtraProbeKeys are collector keys of InfraSonar probes to send to
+	// appliances besides ProbeKeys.
+	ExtraProbeKeys []string
+	// Heartbeat is how often the hub asks a connected appliance for its
+	// info; 0 means 30 s. An appliance silent for three heartbeats is
+	// disconnected.
+	Heartbeat time.Duration
+	// CertValidity is how long an appliance certificate is valid; 0 means
+	// one year.
+	CertValidity time.Duration
+	// MaxBody bounds a packet body; 0 means wire.DefaultMaxBody.
+	MaxBody int
+	// PushDelay gathers configuration changes made close together into
+	// one push; 0 means 200 ms.
+	PushDelay time.Duration
+	Now       func() time.Time
+}
+
+// Server serves appliance streams.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	tls     *tls.Config
+	probes  []string
+	limits  model.Limits
+	fails   *failLimiter
+	preAuth chan struct{}
+
+	mu       sync.Mutex
+	sessions map[int64]*session // by appliance id
+	pending  map[int64]bool     // containers with a push scheduled
+	// reconcileMu serialises the pushes of one container.
+	reconcileMu sync.Map // container id → *sync.Mutex
+	wg          sync.WaitGroup
+	ctx         context.Context
+}
+
+// New builds a stream server.
+func New(cfg Config) (*Server, error) {
+	if cfg.State == nil || cfg.Ingest == nil || cfg.CA == nil {
+		return nil, errors.New("stream server: state, ingester and CA are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 30 * time.Second
+	}
+	if cfg.CertValidity <= 0 {
+		cfg.CertValidity = 365 * 24 * time.Hour
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = wire.DefaultMaxBody
+	}
+	if cfg.PushDelay <= 0 {
+		cfg.PushDelay = 200 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	tc := tlsca.ServerConfig(cfg.Cert)
+	tc.ClientAuth = tls.VerifyClientCertIfGiven
+	tc.ClientCAs = cfg.CA.Pool()
+	tc.NextProtos = nil
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, tls: tc,
+		probes:   append(append([]string(nil), ProbeKeys...), cfg.ExtraProbeKeys...),
+		fails:    newFailLimiter(10, time.Minute, cfg.Now),
+		preAuth:  make(chan struct{}, 64),
+		sessions: map[int64]*session{},
+		pending:  map[int64]bool{},
+	}
+	return s, nil
+}
+
+// Serve accepts appliance connections on ln until ctx ends, then closes
+// every stream and waits for them.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	defer s.wg.Wait()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.closeAll()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accepting appliance connections: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(ctx, conn)
+		}()
+	}
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.sessions {
+		ss.close()
+	}
+}
+
+// preAuthTimeout bounds the TLS handshake and the first packet.
+const preAuthTimeout = 10 * time.Second
+
+// preAuthMaxBody bounds the first packet: an announce or an enroll.
+const preAuthMaxBody = 64 << 10
+
+func (s *Server) handle(ctx context.Context, raw net.Conn) {
+	remote := raw.RemoteAddr().String()
+	log := s.log.With("remote", remote)
+	defer raw.Close()
+	host, _, _ := net.SplitHostPort(remote)
+	if !s.fails.allow(host) {
+		log.Warn("refusing an appliance connection: too many failed attempts from this address")
+		return
+	}
+	// Few connections may sit unauthenticated at once.
+	select {
+	case s.preAuth <- struct{}{}:
+	default:
+		log.Warn("refusing an appliance connection: too many connections are authenticating")
+		return
+	}
+	conn := tls.Server(raw, s.tls)
+	release := func() {
+		if s.preAuth != nil {
+			<-s.preAuth
+		}
+	}
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+	if err := conn.SetDeadline(s.cfg.Now().Add(preAuthTimeout)); err != nil {
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, preAuthTimeout)
+	err := conn.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		log.Debug("appliance TLS handshake failed", "err", err)
+		return
+	}
+	rd := wire.NewReader(conn, preAuthMaxBody)
+	p, err := rd.ReadPacket()
+	if err != nil {
+		log.Info("dropping an appliance connection: no valid first packet", "err", err)
+		s.fails.fail(host)
+		return
+	}
+	switch p.Type {
+	case wire.TypeEnroll:
+		s.enroll(ctx, conn, p, log, host)
+	case wire.TypeAnnounce:
+		ss, err := s.announce(ctx, conn, p, remote)
+		if err != nil {
+			var re *refusal
+			if errors.As(err, &re) {
+				s.fails.fail(host)
+				log.Warn("refused an appliance", "reason", re.log)
+				writeRaw(conn, wire.Packet{PID: p.PID, Type: wire.TypeError, Body: wire.MarshalErrorBody(re.msg)})
+				return
+			}
+			log.Error("accepting an appliance failed", "err", err)
+			writeRaw(conn, wire.Packet{PID: p.PID, Type: wire.TypeError, Body: wire.MarshalErrorBody("the hub could not accept the appliance; it will retry")})
+			return
+		}
+		release()
+		released = true
+		ss.run(ctx)
+	default:
+		log.Info("dropping an appliance connection: the first packet must be an announce or an enroll", "type", p.Type)
+		s.fails.fail(host)
+	}
+}
+
+// refusal is an announce or enroll the hub refuses; msg goes to the
+// appliance, log to the hub's log.
+type refusal struct{ msg, log string }
+
+func (r *refusal) Error() string { return r.log }
+
+// badToken is the one answer to any token problem: no oracle for which one.
+const badToken = "the token is unknown, expired or revoked, or lacks the permission CORE_CONNECT" // #nosec G101 -- an error message, not a credential
+
+func writeRaw(conn net.Conn, p wire.Packet) {
+	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	wire.WritePacket(conn, p)
+}
+
+// authToken checks an appliance token and returns it.
+func (s *Server) authToken(ctx context.Context, tok string) (state.Token, error) {
+	t, valid, err := s.cfg.State.AuthToken(ctx, auth.HashToken(secret.New(tok)), s.cfg.Now())
+	if errors.Is(err, state.ErrNotFound) || (err == nil && (!valid || !auth.Permission(t.Permissions).Has(auth.CoreConnect))) {
+		return t, &refusal{msg: badToken, log: "bad appliance token"}
+	}
+	if err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// enroll signs a client certificate for a new appliance.
+func (s *Server) enroll(ctx context.Context, conn *tls.Conn, p wire.Packet, log *slog.Logger, host string) {
+	refuse := func(msg, why string) {
+		s.fails.fail(host)
+		log.Warn("refused an appliance enrollment", "reason", why)
+		writeRaw(conn, wire.Packet{PID: p.PID, Type: wire.TypeError, Body: wire.MarshalErrorBody(msg)})
+	}
+	e, err := wire.UnmarshalEnroll(p.Body)
+	if err != nil {
+		refuse("malformed enroll: "+err.Error(), err.Error())
+		return
+	}
+	tok, err := s.authToken(ctx, e.Token)
+	if err != nil {
+		var re *refusal
+		if errors.As(err, &re) {
+			refuse(re.msg, re.log)
+			return
+		}
+		log.Error("enrolling an appliance failed", "err", err)
+		return
+	}
+	if _, err := x509.ParseCertificateRequest(e.CSR); err != nil {
+		refuse("the certificate signing request is not valid DER: "+err.Error(), "bad CSR")
+		return
+	}
+	tokID := tok.ID
+	id, err := s.cfg.State.CreateAppliance(ctx, state.Appliance{ContainerID: tok.ContainerID, Name: e.Name, Zone: e.Zone, TokenID: &tokID})
+	if err != nil {
+		log.Error("enrolling an appliance failed", "err", err)
+		return
+	}
+	der, err := s.cfg.CA.SignClientCSR(e.CSR, commonName(id), s.cfg.CertValidity)
+	if err != nil {
+		refuse("the hub cannot sign this request: "+err.Error(), err.Error())
+		return
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		log.Error("enrolling an appliance failed", "err", err)
+		return
+	}
+	if err := s.cfg.State.SetApplianceCert(ctx, id, tlsca.Fingerprint(der), cert.NotAfter); err != nil {
+		log.Error("enrolling an appliance failed", "err", err)
+		return
+	}
+	body, err := wire.MarshalEnrollReply(wire.EnrollReply{ApplianceID: uint64(id), Certificate: der, CA: s.cfg.CA.Certificate().Raw})
+	if err != nil {
+		log.Error("enrolling an appliance failed", "err", err)
+		return
+	}
+	writeRaw(conn, wire.Packet{PID: p.PID, Type: wire.TypeEnrollReply, Body: body})
+	log.Info("enrolled an appliance", "appliance_id", id, "name", e.Name, "zone", e.Zone, "container_id", tok.ContainerID, "token_id", tok.ID, "not_after", cert.NotAfter)
+}
+
+// commonName is the subject of appliance id's certificate.
+func commonName(id int64) string { return "sonde-appliance-" + strconv.FormatInt(id, 10) }
+
+func idFromCommonName(cn string) (int64, bool) {
+	rest, ok := strings.CutPrefix(cn, "sonde-appliance-")
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	return id, err == nil && id > 0
+}
+
+// announce authenticates an appliance, registers its session and answers
+// with its assets.
+func (s *Server) announce(ctx context.Context, conn *tls.Conn, p wire.Packet, remote string) (*session, error) {
+	a, err := wire.UnmarshalAnnounce(p.Body)
+	if err != nil {
+		return nil, &refusal{msg: "malformed announce: " + err.Error(), log: err.Error()}
+	}
+	var app state.Appliance
+	certs := conn.ConnectionState().PeerCertificates
+	switch {
+	case len(certs) > 0:
+		// The handshake verified the chain to the hub's CA; the
+		// appliance must present exactly the certificate it was given.
+		id, ok := idFromCommonName(certs[0].Subject.CommonName)
+		if !ok {
+			return nil, &refusal{msg: "this client certificate does not name an appliance", log: "client certificate with subject " + certs[0].Subject.CommonName}
+		}
+		app, err = s.cfg.State.ApplianceByID(ctx, id)
+		if errors.Is(err, state.ErrNotFound) {
+			return nil, &refusal{msg: "this appliance is not known to the hub: enroll it again", log: "certificate of an unknown appliance"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if app.CertFingerprint != tlsca.Fingerprint(certs[0].Raw) {
+			return nil, &refusal{msg: "this certificate was replaced: enroll the appliance again", log: "an old certificate of appliance " + strconv.FormatInt(id, 10)}
+		}
+		if a.ApplianceID != 0 && a.ApplianceID != uint64(id) {
+			return nil, &refusal{msg: "the announce names another appliance than the certificate", log: "announce/certificate mismatch"}
+		}
+	case !s.cfg.AllowTokenAnnounce:
+		return nil, &refusal{
+			msg: "this hub accepts enrolled appliances only (mutual TLS): start sonde-appliance with --token-file to enroll, or ask the operator to start the hub with --allow-token-announce for InfraSonar appliances",
+			log: "token announce without --allow-token-announce",
+		}
+	default:
+		tok, err := s.authToken(ctx, a.Token)
+		if err != nil {
+			return nil, err
+		}
+		if a.ApplianceID == 0 {
+			tokID := tok.ID
+			id, err := s.cfg.State.CreateAppliance(ctx, state.Appliance{ContainerID: tok.ContainerID, Name: a.Name, Zone: a.Zone, TokenID: &tokID})
+			if err != nil {
+				return nil, err
+			}
+			a.ApplianceID = uint64(id)
+		}
+		app, err = s.cfg.State.ApplianceByID(ctx, int64(a.ApplianceID)) // #nosec G115 -- ids come from the hub
+		if errors.Is(err, state.ErrNotFound) || (err == nil && app.ContainerID != tok.ContainerID) {
+			return nil, &refusal{msg: "this appliance id is unknown in the token's container", log: "token announce for a foreign appliance id"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if app.CertFingerprint != "" {
+			return nil, &refusal{msg: "this appliance is enrolled: it must connect with its client certificate", log: "token announce for an enrolled appliance"}
+		}
+	}
+	if app.RevokedAt != nil {
+		return nil, &refusal{msg: "this appliance was revoked on the hub", log: "revoked appliance " + strconv.FormatInt(app.ID, 10)}
+	}
+	now := s.cfg.Now()
+	if err := s.cfg.State.UpdateAppliance(ctx, app.ID, a.Name, a.Zone, now); err != nil {
+		return nil, err
+	}
+	app.Name, app.Zone = a.Name, a.Zone
+	ss := newSession(s, conn, app, p.PID, remote, len(certs) == 0, now)
+	s.mu.Lock()
+	old := s.sessions[app.ID]
+	s.sessions[app.ID] = ss
+	s.mu.Unlock()
+	if old != nil {
+		old.log.Info("a new stream of the same appliance replaces this one")
+		old.close()
+	}
+	ss.log.Info("appliance connected", "name", app.Name, "zone", app.Zone, "container_id", app.ContainerID, "mtls", len(certs) > 0)
+	if err := s.reconcile(ctx, app.ContainerID); err != nil {
+		s.remove(ss)
+		return nil, err
+	}
+	return ss, nil
+}
+
+// remove forgets a session (if it is still the appliance's current one)
+// and gives its assets to the others.
+func (s *Server) remove(ss *session) {
+	s.mu.Lock()
+	cur := s.sessions[ss.app.ID] == ss
+	if cur {
+		delete(s.sessions, ss.app.ID)
+	}
+	ctx := s.ctx
+	s.mu.Unlock()
+	if cur && ctx != nil && ctx.Err() == nil {
+		s.schedule(ss.app.ContainerID)
+	}
+}
+
+// members lists the connected appliances of a container.
+func (s *Server) members(container int64) []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*session
+	for _, ss := range s.sessions {
+		if ss.app.ContainerID == container {
+			out = append(out, ss)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].app.ID < out[j].app.ID })
+	return out
+}
+
+// AssetChanged pushes a changed asset (or its removal) to the appliances
+// of its container, gathering changes made within PushDelay.
+func (s *Server) AssetChanged(container, _ int64) {
+	s.schedule(container)
+}
+
+func (s *Server) schedule(container int64) {
+	s.mu.Lock()
+	if s.pending[container] || s.ctx == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.pending[container] = true
+	ctx := s.ctx
+	s.mu.Unlock()
+	time.AfterFunc(s.cfg.PushDelay, func() {
+		s.mu.Lock()
+		delete(s.pending, container)
+		s.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.reconcile(ctx, container); err != nil {
+			s.log.Error("pushing configuration to appliances failed", "container_id", container, "err", err)
+		}
+	})
+}
+
+// Revoked closes the stream of a revoked appliance.
+func (s *Server) Revoked(appliance int64) {
+	s.mu.Lock()
+	ss := s.sessions[appliance]
+	s.mu.Unlock()
+	if ss != nil {
+		ss.log.Warn("appliance revoked: closing its stream")
+		ss.close()
+		s.remove(ss)
+	}
+}
+
+// Live reports on a connected appliance.
+func (s *Server) Live(appliance int64) (Live, bool) {
+	s.mu.Lock()
+	ss := s.sessions[appliance]
+	s.mu.Unlock()
+	if ss == nil {
+		return Live{}, false
+	}
+	return ss.snapshot(), true
+}
+
+// reconcile computes which appliance of the container serves which asset
+// and sends each appliance what changed for it: the announce reply to a
+// new one, the whole list when the appliances of the container changed
+// (InfraSonar's appliances filter by that list), single upserts and unsets
+// otherwise.
+func (s *Server) reconcile(ctx context.Context, container int64) error {
+	muAny, _ := s.reconcileMu.LoadOrStore(container, &sync.Mutex{})
+	mu := muAny.(*sync.Mutex)
+	mu.Lock()
+	defer mu.Unlock()
+	members := s.members(container)
+	if len(members) == 0 {
+		return nil
+	}
+	assets, err := s.cfg.State.ProbeAssets(ctx, container, 0, s.probes)
+	if err != nil {
+		return err
+	}
+	ms := make([]member, len(members))
+	zones := make([]wire.ApplianceZone, len(members))
+	for i, m := range members {
+		ms[i] = member{ID: m.app.ID, Zone: m.app.Zone}
+		zones[i] = wire.ApplianceZone{ID: uint64(m.app.ID), Zone: m.app.Zone}
+	}
+	listKey := fmt.Sprint(zones)
+	plan := assign(ms, assets)
+	for _, m := range members {
+		var mine []wire.Asset
+		for _, a := range plan[m.app.ID] {
+			w, err := wireAsset(a)
+			if err != nil {
+				s.log.Error("an asset's configuration cannot be sent to its appliance", "asset_id", a.ID, "err", err)
+				continue
+			}
+			mine = append(mine, w)
+		}
+		if err := m.push(zones, listKey, mine); err != nil {
+			m.log.Info("pushing configuration failed; closing the stream", "err", err)
+			m.close()
+		}
+	}
+	return nil
+}
+
+// wireAsset converts an asset's probe configuration for the stream. The
+// collector's configuration goes as the probe config; disabled checks are
+// left out.
+func wireAsset(a state.ProbeAsset) (wire.Asset, error) {
+	w := wire.Asset{ID: uint64(a.ID), Zone: a.Zone, Name: a.Name} // #nosec G115 -- ids are positive
+	for _, c := range a.Collectors {
+		cfg, err := jsonToMap(c.Config)
+		if err != nil {
+			return w, fmt.Errorf("collector %s: %w", c.Key, err)
+		}
+		p := wire.AssetProbe{Key: c.Key, Config: cfg}
+		for _, k := range c.Checks {
+			if k.Disabled {
+				continue
+			}
+			p.Checks = append(p.Checks, wire.AssetCheck{ID: uint64(k.ID), Key: k.Key, Interval: k.Interval}) // #nosec G115 -- ids are positive
+		}
+		if len(p.Checks) > 0 {
+			w.Probes = append(w.Probes, p)
+		}
+	}
+	return w, nil
+}
+
+// jsonToMap decodes a JSON object keeping integers as integers (a probe
+// configuration's port must not become 8080.0).
+func jsonToMap(raw json.RawMessage) (map[string]any, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	m, ok := fixNumbers(v).(map[string]any)
+	if !ok {
+		return nil, errors.New("the configuration is not a JSON object")
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+func fixNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil && !strings.ContainsAny(string(v), ".eE") {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case []any:
+		for i := range v {
+			v[i] = fixNumbers(v[i])
+		}
+	case map[string]any:
+		for k := range v {
+			v[k] = fixNumbers(v[k])
+		}
+	}
+	return v
+}
+
+// data ingests one data packet and says whether to answer ok, or the
+// error to answer. A transient failure (the hub's own storage) returns
+// retry: the stream is closed without an answer so that the appliance
+// sends the packet again.
+func (s *Server) data(ctx context.Context, ss *session, p wire.Packet) (errMsg string, retry error) {
+	dump, err := wire.UnmarshalProbeDump(p.Body)
+	if err != nil {
+		return "data packet: " + err.Error(), nil
+	}
+	if p.PartID != 0 && p.PartID != dump.AssetID {
+		return fmt.Sprintf("data packet for asset %d carries data of asset %d", p.PartID, dump.AssetID), nil
+	}
+	t, err := ss.target(ctx, dump.AssetID, dump.CheckID)
+	if err != nil {
+		var re *refusal
+		if errors.As(err, &re) {
+			return re.msg, nil
+		}
+		return "", err
+	}
+	cd, err := wire.DecodeCheckData(dump.CheckData, s.limits)
+	if err != nil {
+		return fmt.Sprintf("check data of asset %d, check %s/%s: %v", t.AssetID, t.Collector, t.Check, err), nil
+	}
+	err = s.cfg.Ingest.Ingest(ctx, t, cd)
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, model.ErrInvalid), errors.Is(err, tsstore.ErrOutOfRange), errors.Is(err, tsstore.ErrConflict), errors.Is(err, ingest.ErrQuota):
+		return fmt.Sprintf("check data of asset %d, check %s/%s refused: %v", t.AssetID, t.Collector, t.Check, err), nil
+	}
+	return "", err
+}

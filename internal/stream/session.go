@@ -1,0 +1,349 @@
+package stream
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/ingest"
+	"github.com/sonde-monitoring/sonde/internal/state"
+	"github.com/sonde-monitoring/sonde/internal/wire"
+)
+
+// session is one connected appliance.
+type session struct {
+	srv        *Server
+	conn       *tls.Conn
+	app        state.Appliance
+	log        *slog.Logger
+	infraSonar bool // token announce: an unchanged InfraSonar appliance
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	wmu sync.Mutex // one packet at a time on the stream
+	pid uint16     // next pid of a hub request, under wmu
+
+	mu        sync.Mutex
+	live      Live
+	announce  uint16            // pid of the announce, answered by the reply
+	announced bool              // the announce reply was sent
+	listKey   string            // the appliance list last sent
+	sent      map[uint64][]byte // asset id → the upsert body last sent
+	targets   map[uint64]ingest.Target
+	lastInfo  time.Time
+}
+
+func newSession(s *Server, conn *tls.Conn, app state.Appliance, announcePID uint16, remote string, infraSonar bool, now time.Time) *session {
+	return &session{
+		srv: s, conn: conn, app: app, infraSonar: infraSonar, announce: announcePID,
+		log:    s.log.With("appliance_id", app.ID, "remote", remote),
+		closed: make(chan struct{}),
+		live:   Live{ConnectedSince: now, RemoteAddr: remote},
+		sent:   map[uint64][]byte{}, targets: map[uint64]ingest.Target{},
+		lastInfo: now,
+	}
+}
+
+func (ss *session) close() {
+	ss.closeOnce.Do(func() {
+		close(ss.closed)
+		ss.conn.SetDeadline(time.Now())
+		ss.conn.Close()
+	})
+}
+
+func (ss *session) snapshot() Live {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	l := ss.live
+	l.Probes = append([]ProbeInfo(nil), l.Probes...)
+	l.Missing = append([]string(nil), l.Missing...)
+	l.Assets = len(ss.sent)
+	return l
+}
+
+// write sends one packet; a hub request (pid < 0) gets the next pid.
+func (ss *session) write(p wire.Packet, request bool) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	if request {
+		ss.pid++
+		p.PID = ss.pid
+	}
+	if err := ss.conn.SetWriteDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	return wire.WritePacket(ss.conn, p)
+}
+
+// push sends the appliance its assets: the announce reply the first time,
+// the whole list when the container's appliances changed, and upserts and
+// unsets for what changed otherwise.
+func (ss *session) push(zones []wire.ApplianceZone, listKey string, assets []wire.Asset) error {
+	bodies := make(map[uint64][]byte, len(assets))
+	for _, a := range assets {
+		b, err := wire.MarshalUpsertAsset(a)
+		if err != nil {
+			return err
+		}
+		bodies[a.ID] = b
+	}
+	ss.mu.Lock()
+	first, listChanged := !ss.announced, ss.listKey != listKey
+	prev := ss.sent
+	ss.announced, ss.listKey, ss.sent = true, listKey, bodies
+	ss.mu.Unlock()
+	switch {
+	case first:
+		body, err := wire.MarshalAnnounceReply(wire.AnnounceReply{ApplianceID: uint64(ss.app.ID), Appliances: zones, Assets: assets}) // #nosec G115 -- ids are positive
+		if err != nil {
+			return err
+		}
+		ss.log.Debug("sent the announce reply", "assets", len(assets))
+		return ss.write(wire.Packet{PID: ss.announce, Type: wire.TypeAnnounceReply, Body: body}, false)
+	case listChanged:
+		body, err := wire.MarshalSetAssets(wire.SetAssets{Appliances: zones, Assets: assets})
+		if err != nil {
+			return err
+		}
+		ss.log.Debug("sent all assets", "assets", len(assets))
+		return ss.write(wire.Packet{Type: wire.TypeSetAssets, Body: body}, true)
+	}
+	var gone []uint64
+	for id := range prev {
+		if _, ok := bodies[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) > 0 {
+		body, err := wire.MarshalUnsetAssets(gone)
+		if err != nil {
+			return err
+		}
+		if err := ss.write(wire.Packet{Type: wire.TypeUnsetAssets, Body: body}, true); err != nil {
+			return err
+		}
+		ss.log.Debug("unset assets", "assets", gone)
+	}
+	for _, a := range assets {
+		if bytes.Equal(prev[a.ID], bodies[a.ID]) {
+			continue
+		}
+		if err := ss.write(wire.Packet{Type: wire.TypeUpsertAsset, Body: bodies[a.ID]}, true); err != nil {
+			return err
+		}
+		ss.log.Debug("upserted an asset", "asset_id", a.ID)
+	}
+	return nil
+}
+
+// run reads the appliance's packets until the stream ends.
+func (ss *session) run(ctx context.Context) {
+	defer ss.srv.remove(ss)
+	defer ss.close()
+	defer ss.log.Info("appliance disconnected")
+	hb := ss.srv.cfg.Heartbeat
+	go ss.heartbeat(ctx, hb)
+	rd := wire.NewReader(bufio.NewReaderSize(ss.conn, 32<<10), ss.srv.cfg.MaxBody)
+	for {
+		if err := ss.conn.SetReadDeadline(time.Now().Add(3 * hb)); err != nil {
+			return
+		}
+		p, err := rd.ReadPacket()
+		if err != nil {
+			select {
+			case <-ss.closed:
+				return
+			default:
+			}
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				ss.log.Warn("the appliance went silent; closing its stream")
+				return
+			}
+			ss.log.Warn("protocol error from the appliance; closing its stream", "err", err)
+			return
+		}
+		if err := ss.handle(ctx, p); err != nil {
+			ss.log.Warn("closing the appliance's stream", "err", err)
+			return
+		}
+	}
+}
+
+// handle acts on one packet; an error closes the stream.
+func (ss *session) handle(ctx context.Context, p wire.Packet) error {
+	switch p.Type {
+	case wire.TypeData:
+		msg, retry := ss.srv.data(ctx, ss, p)
+		if retry != nil {
+			return fmt.Errorf("storing check data failed (the appliance will send it again): %w", retry)
+		}
+		ss.mu.Lock()
+		ss.live.LastData = ss.srv.cfg.Now()
+		ss.mu.Unlock()
+		if msg != "" {
+			ss.log.Info("refused check data", "asset_id", p.PartID, "reason", msg)
+			return ss.write(wire.Packet{PID: p.PID, Type: wire.TypeError, Body: wire.MarshalErrorBody(msg)}, false)
+		}
+		return ss.write(wire.Packet{PID: p.PID, Type: wire.TypeOK, Body: wire.EmptyBody}, false)
+	case wire.TypeInfoReply:
+		info, err := wire.UnmarshalInfoReply(p.Body)
+		if err != nil {
+			return err
+		}
+		now := ss.srv.cfg.Now()
+		ss.mu.Lock()
+		ss.live.Version = info.Version
+		ss.live.Missing = info.Missing
+		ss.live.Probes = ss.live.Probes[:0]
+		for _, pr := range info.Probes {
+			ss.live.Probes = append(ss.live.Probes, ProbeInfo{Key: pr.Key, Version: pr.Version})
+		}
+		if info.HasCounts {
+			ss.live.Buffered, ss.live.Dropped = info.Buffered, info.Dropped
+		}
+		if info.Timestamp > 0 {
+			ss.live.ClockSkew = time.Duration((info.Timestamp - float64(now.UnixNano())/1e9) * float64(time.Second))
+		}
+		ss.lastInfo = now
+		ss.mu.Unlock()
+		return ss.srv.cfg.State.TouchAppliance(ctx, ss.app.ID, now)
+	case wire.TypeAuditLog:
+		l, err := wire.UnmarshalAuditLog(p.Body)
+		if err != nil {
+			return err
+		}
+		ss.log.Info("appliance audit log", "event_id", l.EventID, "message", l.Message)
+		return nil
+	case wire.TypeOK, wire.TypeError:
+		return nil // answers to the hub's pushes
+	}
+	return fmt.Errorf("unexpected %s packet from the appliance", p.Type)
+}
+
+// heartbeat asks for the appliance's info every interval.
+func (ss *session) heartbeat(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	ask := func() bool {
+		if err := ss.write(wire.Packet{Type: wire.TypeInfo, Body: wire.EmptyBody}, true); err != nil {
+			ss.close()
+			return false
+		}
+		return true
+	}
+	if !ask() {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			ss.close()
+			return
+		case <-ss.closed:
+			return
+		case <-t.C:
+			if !ask() {
+				return
+			}
+		}
+	}
+}
+
+// target resolves a check id of a data packet, remembering the answer. The
+// check must belong to the asset, and the asset to the appliance's
+// container.
+func (ss *session) target(ctx context.Context, assetID, checkID uint64) (ingest.Target, error) {
+	ss.mu.Lock()
+	t, ok := ss.targets[checkID]
+	ss.mu.Unlock()
+	if !ok {
+		asset, collector, check, err := ss.srv.cfg.State.CheckByID(ctx, int64(checkID)) // #nosec G115 -- an unknown id is not found
+		if errors.Is(err, state.ErrNotFound) {
+			return t, &refusal{msg: fmt.Sprintf("check %d does not exist (any more)", checkID)}
+		}
+		if err != nil {
+			return t, err
+		}
+		a, err := ss.srv.cfg.State.Asset(ctx, asset)
+		if errors.Is(err, state.ErrNotFound) {
+			return t, &refusal{msg: fmt.Sprintf("asset %d does not exist (any more)", asset)}
+		}
+		if err != nil {
+			return t, err
+		}
+		if a.ContainerID != ss.app.ContainerID {
+			return t, &refusal{msg: fmt.Sprintf("check %d is not in this appliance's container", checkID)}
+		}
+		t = ingest.Target{ContainerID: a.ContainerID, AssetID: a.ID, AssetName: a.Name, Collector: collector, Check: check}
+		ss.mu.Lock()
+		if len(ss.targets) > 100000 {
+			clear(ss.targets)
+		}
+		ss.targets[checkID] = t
+		ss.mu.Unlock()
+	}
+	if uint64(t.AssetID) != assetID { // #nosec G115 -- ids are positive
+		return t, &refusal{msg: fmt.Sprintf("check %d belongs to asset %d, not %d", checkID, t.AssetID, assetID)}
+	}
+	return t, nil
+}
+
+// failLimiter counts failed attempts per address and refuses an address
+// that failed too often within the window.
+type failLimiter struct {
+	max    int
+	window time.Duration
+	now    func() time.Time
+	mu     sync.Mutex
+	fails  map[string][]time.Time
+}
+
+func newFailLimiter(max int, window time.Duration, now func() time.Time) *failLimiter {
+	return &failLimiter{max: max, window: window, now: now, fails: map[string][]time.Time{}}
+}
+
+func (f *failLimiter) prune(host string, now time.Time) []time.Time {
+	ts := f.fails[host]
+	i := 0
+	for i < len(ts) && now.Sub(ts[i]) > f.window {
+		i++
+	}
+	ts = ts[i:]
+	if len(ts) == 0 {
+		delete(f.fails, host)
+		return nil
+	}
+	f.fails[host] = ts
+	return ts
+}
+
+func (f *failLimiter) allow(host string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.prune(host, f.now())) < f.max
+}
+
+func (f *failLimiter) fail(host string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	ts := f.prune(host, now)
+	if len(f.fails) > 100000 {
+		clear(f.fails) // a flood of addresses: forget rather than grow
+	}
+	f.fails[host] = append(ts, now)
+}
