@@ -292,12 +292,12 @@ func (s *stream) send(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			for _, e := range entries {
-				if err := s.sendEntry(e); err != nil {
+			if len(entries) > 0 {
+				if err := s.sendEntries(entries); err != nil {
 					return err
 				}
-				after = e.Seq
-				sent++
+				after = entries[len(entries)-1].Seq
+				sent = len(entries)
 			}
 		}
 		if sent > 0 {
@@ -315,18 +315,23 @@ func (s *stream) send(ctx context.Context) error {
 	}
 }
 
-func (s *stream) sendEntry(e buffer.Entry) error {
+// sendEntries sends buffered packets in one write, so that the hub
+// receives them together and stores them in one commit.
+func (s *stream) sendEntries(entries []buffer.Entry) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	var out []byte
 	s.mu.Lock()
-	for {
-		s.pid++
-		if _, busy := s.inflight[s.pid]; !busy {
-			break
+	for _, e := range entries {
+		for {
+			s.pid++
+			if _, busy := s.inflight[s.pid]; !busy {
+				break
+			}
 		}
+		s.inflight[s.pid] = e.Seq
+		out = wire.AppendPacket(out, wire.Packet{PartID: e.AssetID, PID: s.pid, Type: wire.TypeData, Body: e.Body})
 	}
-	pid := s.pid
-	s.inflight[pid] = e.Seq
 	if s.oldest.IsZero() {
 		s.oldest = time.Now()
 	}
@@ -334,8 +339,8 @@ func (s *stream) sendEntry(e buffer.Entry) error {
 	if err := s.conn.SetWriteDeadline(time.Now().Add(requestTimeout)); err != nil {
 		return err
 	}
-	if err := wire.WritePacket(s.conn, wire.Packet{PartID: e.AssetID, PID: pid, Type: wire.TypeData, Body: e.Body}); err != nil {
-		return fmt.Errorf("sending a result: %w", err)
+	if _, err := s.conn.Write(out); err != nil {
+		return fmt.Errorf("sending results: %w", err)
 	}
 	return nil
 }

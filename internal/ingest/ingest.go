@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 // ResultStore is the part of the state store ingest writes to.
 type ResultStore interface {
 	PutResult(ctx context.Context, r state.Result, unchanged, noCount bool) error
+	PutResults(ctx context.Context, puts []state.ResultPut) error
 }
 
 // Ingester stores check results.
@@ -125,6 +127,16 @@ func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) e
 		}
 		in.samplesTotal.Add(float64(len(samples)))
 	}
+	if err := in.results.PutResult(ctx, result(t, cd, now), cd.Unchanged, cd.NoCount); err != nil {
+		in.resultsTotal.WithLabelValues("failed").Inc()
+		return err
+	}
+	in.resultsTotal.WithLabelValues("stored").Inc()
+	return nil
+}
+
+// result is the state store's record of a check result.
+func result(t Target, cd *model.CheckData, now time.Time) state.Result {
 	r := state.Result{
 		AssetID: t.AssetID, Collector: t.Collector, Check: t.Check,
 		Timestamp: cd.Timestamp, ReceivedAt: now, Duration: cd.Duration, Version: cd.Version,
@@ -137,15 +149,113 @@ func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) e
 		sev := int(cd.Error.Severity)
 		r.ErrorSeverity = &sev
 	}
-	if err := in.results.PutResult(ctx, r, cd.Unchanged, cd.NoCount); err != nil {
-		in.resultsTotal.WithLabelValues("failed").Inc()
-		return err
+	return r
+}
+
+// Item is one result of a batch.
+type Item struct {
+	Target Target
+	Data   *model.CheckData
+}
+
+// IngestBatch stores several results as Ingest does, with one commit to
+// the time-series store and one transaction in the state store for all of
+// them: an appliance replaying its buffer sends thousands a second. It
+// returns one error per item, nil for a stored one; an error means what it
+// means for Ingest. When the batch's samples cannot be appended together,
+// each item is appended on its own, so that one bad result does not refuse
+// the others.
+func (in *Ingester) IngestBatch(ctx context.Context, items []Item) []error {
+	errs := make([]error, len(items))
+	now := in.now()
+	// Lock every check of the batch, in a fixed order.
+	stripes := make([]int, 0, len(items))
+	seen := map[int]bool{}
+	for _, it := range items {
+		i := in.stripe(it.Target)
+		if !seen[i] {
+			seen[i] = true
+			stripes = append(stripes, i)
+		}
 	}
-	in.resultsTotal.WithLabelValues("stored").Inc()
-	return nil
+	sort.Ints(stripes)
+	for _, i := range stripes {
+		in.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			in.locks[i].Unlock()
+		}
+	}()
+	samples := make([][]tsstore.Sample, len(items))
+	var all []tsstore.Sample
+	for i, it := range items {
+		if err := it.Data.Validate(now, model.Limits{}); err != nil {
+			in.Rejected()
+			errs[i] = err
+			continue
+		}
+		samples[i] = Samples(it.Target, it.Data)
+		if len(samples[i]) == 0 {
+			continue
+		}
+		if err := in.quota.admit(it.Target.ContainerID, samples[i], now); err != nil {
+			in.Rejected()
+			errs[i] = err
+			continue
+		}
+		all = append(all, samples[i]...)
+	}
+	if len(all) > 0 {
+		if err := in.series.Append(ctx, all); err == nil {
+			in.samplesTotal.Add(float64(len(all)))
+		} else {
+			for i, it := range items {
+				if errs[i] != nil || len(samples[i]) == 0 {
+					continue
+				}
+				if err := in.series.Append(ctx, samples[i]); err != nil {
+					outcome := "failed"
+					if errors.Is(err, tsstore.ErrConflict) || errors.Is(err, tsstore.ErrOutOfRange) {
+						outcome = "rejected"
+					}
+					in.resultsTotal.WithLabelValues(outcome).Inc()
+					errs[i] = fmt.Errorf("writing %d samples of %s/%s on asset %d to the time-series store: %w",
+						len(samples[i]), it.Target.Collector, it.Target.Check, it.Target.AssetID, err)
+					continue
+				}
+				in.samplesTotal.Add(float64(len(samples[i])))
+			}
+		}
+	}
+	puts := make([]state.ResultPut, 0, len(items))
+	var stored []int
+	for i, it := range items {
+		if errs[i] != nil {
+			continue
+		}
+		puts = append(puts, state.ResultPut{Result: result(it.Target, it.Data, now), Unchanged: it.Data.Unchanged, NoCount: it.Data.NoCount})
+		stored = append(stored, i)
+	}
+	if len(puts) == 0 {
+		return errs
+	}
+	if err := in.results.PutResults(ctx, puts); err != nil {
+		in.resultsTotal.WithLabelValues("failed").Add(float64(len(stored)))
+		for _, i := range stored {
+			errs[i] = err
+		}
+		return errs
+	}
+	in.resultsTotal.WithLabelValues("stored").Add(float64(len(stored)))
+	return errs
 }
 
 func (in *Ingester) lock(t Target) *sync.Mutex {
+	return &in.locks[in.stripe(t)]
+}
+
+func (in *Ingester) stripe(t Target) int {
 	h := fnv.New32a()
 	var id [8]byte
 	binary.LittleEndian.PutUint64(id[:], uint64(t.AssetID))
@@ -153,7 +263,7 @@ func (in *Ingester) lock(t Target) *sync.Mutex {
 	h.Write([]byte(t.Collector))
 	h.Write([]byte{0})
 	h.Write([]byte(t.Check))
-	return &in.locks[h.Sum32()%uint32(len(in.locks))]
+	return int(h.Sum32() % uint32(len(in.locks)))
 }
 
 // Samples turns the numeric metrics of a result into time-series samples:

@@ -53,6 +53,35 @@ WHERE excluded.ts >= check_results.ts`
 // timestamp replaces the stored one, so retries are idempotent. unchanged
 // keeps the stored data; noCount leaves last_seen_at alone.
 func (s *Store) PutResult(ctx context.Context, r Result, unchanged, noCount bool) error {
+	if _, err := s.hot.putResult.ExecContext(ctx, putResultArgs(r, unchanged, noCount)...); err != nil {
+		return fmt.Errorf("storing the result of %s/%s on asset %d: %w", r.Collector, r.Check, r.AssetID, err)
+	}
+	return nil
+}
+
+// ResultPut is one result for PutResults.
+type ResultPut struct {
+	Result    Result
+	Unchanged bool
+	NoCount   bool
+}
+
+// PutResults records several results as PutResult does, in one
+// transaction: all of them or none.
+func (s *Store) PutResults(ctx context.Context, puts []ResultPut) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st := tx.StmtContext(ctx, s.hot.putResult)
+		defer st.Close()
+		for _, p := range puts {
+			if _, err := st.ExecContext(ctx, putResultArgs(p.Result, p.Unchanged, p.NoCount)...); err != nil {
+				return fmt.Errorf("storing the result of %s/%s on asset %d: %w", p.Result.Collector, p.Result.Check, p.Result.AssetID, err)
+			}
+		}
+		return nil
+	})
+}
+
+func putResultArgs(r Result, unchanged, noCount bool) []any {
 	var data any
 	if r.Data != nil && !unchanged {
 		data = string(r.Data)
@@ -68,13 +97,8 @@ func (s *Store) PutResult(ctx context.Context, r Result, unchanged, noCount bool
 	if !noCount {
 		lastSeen = r.ReceivedAt.Unix()
 	}
-	_, err := s.hot.putResult.ExecContext(ctx,
-		r.AssetID, r.Collector, r.Check, r.Timestamp, r.ReceivedAt.Unix(), lastSeen, data,
-		errMsg, errSev, r.Duration, r.Version, boolInt(unchanged))
-	if err != nil {
-		return fmt.Errorf("storing the result of %s/%s on asset %d: %w", r.Collector, r.Check, r.AssetID, err)
-	}
-	return nil
+	return []any{r.AssetID, r.Collector, r.Check, r.Timestamp, r.ReceivedAt.Unix(), lastSeen, data,
+		errMsg, errSev, r.Duration, r.Version, boolInt(unchanged)}
 }
 
 // LatestResult reads the latest result of one check.

@@ -38,7 +38,7 @@ var ProbeKeys = []string{"icmp", "tcp", "http", "tls", "dns", "snmp"}
 
 // Ingester stores check data.
 type Ingester interface {
-	Ingest(ctx context.Context, t ingest.Target, cd *model.CheckData) error
+	IngestBatch(ctx context.Context, items []ingest.Item) []error
 }
 
 // Config configures the stream server.
@@ -613,36 +613,68 @@ func fixNumbers(v any) any {
 	return v
 }
 
-// data ingests one data packet and says whether to answer ok, or the
-// error to answer. A transient failure (the hub's own storage) returns
-// retry: the stream is closed without an answer so that the appliance
-// sends the packet again.
-func (s *Server) data(ctx context.Context, ss *session, p wire.Packet) (errMsg string, retry error) {
-	dump, err := wire.UnmarshalProbeDump(p.Body)
-	if err != nil {
-		return "data packet: " + err.Error(), nil
+// dataBatch ingests data packets and returns their answers, in order: ok,
+// or an error the appliance will not retry (bad input, a check it may not
+// write). A transient failure (the hub's own storage) returns retry: the
+// packets it hit get no answer and the stream is closed, so that the
+// appliance sends them again; the hub's insert is idempotent.
+func (s *Server) dataBatch(ctx context.Context, ss *session, ps []wire.Packet) (answers []wire.Packet, retry error) {
+	answers = make([]wire.Packet, len(ps))
+	items := make([]ingest.Item, 0, len(ps))
+	at := make([]int, 0, len(ps))
+	refuse := func(i int, msg string) {
+		answers[i] = wire.Packet{PID: ps[i].PID, Type: wire.TypeError, Body: wire.MarshalErrorBody(msg)}
 	}
-	if p.PartID != 0 && p.PartID != dump.AssetID {
-		return fmt.Sprintf("data packet for asset %d carries data of asset %d", p.PartID, dump.AssetID), nil
-	}
-	t, err := ss.target(ctx, dump.AssetID, dump.CheckID)
-	if err != nil {
-		var re *refusal
-		if errors.As(err, &re) {
-			return re.msg, nil
+	for i, p := range ps {
+		if retry != nil {
+			break
 		}
-		return "", err
+		dump, err := wire.UnmarshalProbeDump(p.Body)
+		if err != nil {
+			refuse(i, "data packet: "+err.Error())
+			continue
+		}
+		if p.PartID != 0 && p.PartID != dump.AssetID {
+			refuse(i, fmt.Sprintf("data packet for asset %d carries data of asset %d", p.PartID, dump.AssetID))
+			continue
+		}
+		t, err := ss.target(ctx, dump.AssetID, dump.CheckID)
+		if err != nil {
+			var re *refusal
+			if errors.As(err, &re) {
+				refuse(i, re.msg)
+				continue
+			}
+			retry = err // store what came before, then close
+			continue
+		}
+		cd, err := wire.DecodeCheckData(dump.CheckData, s.limits)
+		if err != nil {
+			refuse(i, fmt.Sprintf("check data of asset %d, check %s/%s: %v", t.AssetID, t.Collector, t.Check, err))
+			continue
+		}
+		items = append(items, ingest.Item{Target: t, Data: cd})
+		at = append(at, i)
 	}
-	cd, err := wire.DecodeCheckData(dump.CheckData, s.limits)
-	if err != nil {
-		return fmt.Sprintf("check data of asset %d, check %s/%s: %v", t.AssetID, t.Collector, t.Check, err), nil
+	errs := s.cfg.Ingest.IngestBatch(ctx, items)
+	for k, err := range errs {
+		i, t := at[k], items[k].Target
+		switch {
+		case err == nil:
+			answers[i] = wire.Packet{PID: ps[i].PID, Type: wire.TypeOK, Body: wire.EmptyBody}
+		case errors.Is(err, model.ErrInvalid), errors.Is(err, tsstore.ErrOutOfRange), errors.Is(err, tsstore.ErrConflict), errors.Is(err, ingest.ErrQuota):
+			refuse(i, fmt.Sprintf("check data of asset %d, check %s/%s refused: %v", t.AssetID, t.Collector, t.Check, err))
+		default:
+			retry = err
+		}
 	}
-	err = s.cfg.Ingest.Ingest(ctx, t, cd)
-	switch {
-	case err == nil:
-		return "", nil
-	case errors.Is(err, model.ErrInvalid), errors.Is(err, tsstore.ErrOutOfRange), errors.Is(err, tsstore.ErrConflict), errors.Is(err, ingest.ErrQuota):
-		return fmt.Sprintf("check data of asset %d, check %s/%s refused: %v", t.AssetID, t.Collector, t.Check, err), nil
+	if retry != nil {
+		// Answer only the packets before the first one that failed.
+		for i := range answers {
+			if answers[i].Body == nil {
+				return answers[:i], retry
+			}
+		}
 	}
-	return "", err
+	return answers, retry
 }

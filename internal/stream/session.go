@@ -153,52 +153,111 @@ func (ss *session) run(ctx context.Context) {
 	defer ss.log.Info("appliance disconnected")
 	hb := ss.srv.cfg.Heartbeat
 	go ss.heartbeat(ctx, hb)
-	rd := wire.NewReader(bufio.NewReaderSize(ss.conn, 32<<10), ss.srv.cfg.MaxBody)
-	for {
+	br := bufio.NewReaderSize(ss.conn, 64<<10)
+	rd := wire.NewReader(br, ss.srv.cfg.MaxBody)
+	read := func() (wire.Packet, bool) {
 		if err := ss.conn.SetReadDeadline(time.Now().Add(3 * hb)); err != nil {
-			return
+			return wire.Packet{}, false
 		}
 		p, err := rd.ReadPacket()
-		if err != nil {
-			select {
-			case <-ss.closed:
-				return
-			default:
-			}
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				ss.log.Warn("the appliance went silent; closing its stream")
-				return
-			}
+		if err == nil {
+			return p, true
+		}
+		select {
+		case <-ss.closed:
+			return p, false
+		default:
+		}
+		var ne net.Error
+		switch {
+		case errors.Is(err, io.EOF):
+		case errors.As(err, &ne) && ne.Timeout():
+			ss.log.Warn("the appliance went silent; closing its stream")
+		default:
 			ss.log.Warn("protocol error from the appliance; closing its stream", "err", err)
+		}
+		return p, false
+	}
+	var batch []wire.Packet
+	for {
+		p, ok := read()
+		if !ok {
 			return
 		}
-		if err := ss.handle(ctx, p); err != nil {
+		if p.Type != wire.TypeData {
+			if err := ss.handle(ctx, p); err != nil {
+				ss.log.Warn("closing the appliance's stream", "err", err)
+				return
+			}
+			continue
+		}
+		// Data packets already received are stored together: one
+		// commit for many results while a buffer replays.
+		batch = append(batch[:0], p)
+		var other *wire.Packet
+		for len(batch) < maxBatch && br.Buffered() > 0 {
+			q, ok := read()
+			if !ok {
+				return
+			}
+			if q.Type != wire.TypeData {
+				other = &q
+				break
+			}
+			batch = append(batch, q)
+		}
+		if err := ss.data(ctx, batch); err != nil {
 			ss.log.Warn("closing the appliance's stream", "err", err)
 			return
 		}
+		if other != nil {
+			if err := ss.handle(ctx, *other); err != nil {
+				ss.log.Warn("closing the appliance's stream", "err", err)
+				return
+			}
+		}
 	}
+}
+
+// maxBatch bounds the data packets stored in one commit.
+const maxBatch = 256
+
+// data stores a batch of data packets and answers each, in one write.
+func (ss *session) data(ctx context.Context, batch []wire.Packet) error {
+	answers, retry := ss.srv.dataBatch(ctx, ss, batch)
+	ss.mu.Lock()
+	ss.live.LastData = ss.srv.cfg.Now()
+	ss.mu.Unlock()
+	var out []byte
+	for _, a := range answers {
+		if a.Type == wire.TypeError {
+			msg, _ := wire.UnmarshalErrorBody(a.Body)
+			ss.log.Info("refused check data", "reason", msg)
+		}
+		out = wire.AppendPacket(out, a)
+	}
+	if len(out) > 0 {
+		ss.wmu.Lock()
+		err := ss.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err == nil {
+			_, err = ss.conn.Write(out)
+		}
+		ss.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("answering check data: %w", err)
+		}
+	}
+	if retry != nil {
+		return fmt.Errorf("storing check data failed (the appliance will send it again): %w", retry)
+	}
+	return nil
 }
 
 // handle acts on one packet; an error closes the stream.
 func (ss *session) handle(ctx context.Context, p wire.Packet) error {
 	switch p.Type {
 	case wire.TypeData:
-		msg, retry := ss.srv.data(ctx, ss, p)
-		if retry != nil {
-			return fmt.Errorf("storing check data failed (the appliance will send it again): %w", retry)
-		}
-		ss.mu.Lock()
-		ss.live.LastData = ss.srv.cfg.Now()
-		ss.mu.Unlock()
-		if msg != "" {
-			ss.log.Info("refused check data", "asset_id", p.PartID, "reason", msg)
-			return ss.write(wire.Packet{PID: p.PID, Type: wire.TypeError, Body: wire.MarshalErrorBody(msg)}, false)
-		}
-		return ss.write(wire.Packet{PID: p.PID, Type: wire.TypeOK, Body: wire.EmptyBody}, false)
+		return ss.data(ctx, []wire.Packet{p})
 	case wire.TypeInfoReply:
 		info, err := wire.UnmarshalInfoReply(p.Body)
 		if err != nil {
