@@ -6,7 +6,8 @@
 # The Go tools themselves (staticcheck, gosec, govulncheck) come from the Go
 # module proxy via scripts/install-tools.sh and need nothing from Debian.
 #   gcc, libc6-dev: cgo, which `go test -race` needs.
-TEST_DEPS="gcc libc6-dev"
+#   snmpd: the real SNMP agent the snmp probe is tested against.
+TEST_DEPS="gcc libc6-dev snmpd"
 
 set -euo pipefail
 

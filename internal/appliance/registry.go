@@ -7,6 +7,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/probe"
 	dnsprobe "github.com/sonde-monitoring/sonde/internal/probe/dns"
 	httpprobe "github.com/sonde-monitoring/sonde/internal/probe/http"
+	"github.com/sonde-monitoring/sonde/internal/probe/snmp"
 	"github.com/sonde-monitoring/sonde/internal/probe/tcp"
 	tlsprobe "github.com/sonde-monitoring/sonde/internal/probe/tls"
 )
@@ -34,6 +35,7 @@ func DefaultProbes(logger *slog.Logger) (Registry, func() error, error) {
 		"http": {"http": httpprobe.Probe},
 		"tls":  {"tls": tlsprobe.Probe},
 		"dns":  {"dns": dnsprobe.Probe},
+		"snmp": {snmp.CheckSystem: snmp.System, snmp.CheckInterfaces: snmp.Interfaces},
 	}
 	return reg, func() error { return nil }, nil
 }
