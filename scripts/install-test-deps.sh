@@ -7,7 +7,8 @@
 # module proxy via scripts/install-tools.sh and need nothing from Debian.
 #   gcc, libc6-dev: cgo, which `go test -race` needs.
 #   snmpd: the real SNMP agent the snmp probe is tested against.
-TEST_DEPS="gcc libc6-dev snmpd"
+#   fping: the reference the icmp probe is compared with (sonde-bench icmp).
+TEST_DEPS="gcc libc6-dev snmpd fping"
 
 set -euo pipefail
 

@@ -24,6 +24,7 @@ Usage:
   sonde-bench ingest  [flags]   drive a hub with concurrent agents over HTTPS
   sonde-bench storage [flags]   write gauges straight into the local time-series store
   sonde-bench replay  [flags]   fill an appliance's disk buffer and time its replay into the hub
+  sonde-bench icmp    [flags]   ICMP echoes through the icmp probe and through fping, side by side
 
 Run "sonde-bench ingest -h" or "sonde-bench storage -h" for the flags.
 `
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runStorage(ctx, args[1:], stdout, stderr)
 	case "replay":
 		err = runReplay(ctx, args[1:], stdout, stderr)
+	case "icmp":
+		err = runICMP(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -219,7 +219,7 @@ func upSamples(ctx context.Context, h *hub.Hub, u *upAdmin, httpsPort string) er
 	}
 	collectors := map[string]map[string]any{
 		"tcp":  {"config": map[string]any{"address": "127.0.0.1", "ports": []int{hp, streamPort}}, "checks": map[string]any{"tcp": map[string]any{"interval": 30}}},
-		"tls":  {"config": map[string]any{"address": "localhost", "port": hp, "ca": string(ca)}, "checks": map[string]any{"tls": map[string]any{"interval": 60}}},
+		"tls":  {"config": map[string]any{"address": "localhost", "port": hp, "ca": string(ca)}, "checks": map[string]any{"tls": map[string]any{"interval": 30}}},
 		"icmp": {"config": map[string]any{"address": "127.0.0.1"}, "checks": map[string]any{"icmp": map[string]any{"interval": 30}}},
 	}
 	for key, body := range collectors {

@@ -71,6 +71,8 @@ func TestUp(t *testing.T) {
 	for _, sel := range []string{
 		`sonde_cpu_cpus{collector="linux"}`,
 		fmt.Sprintf(`sonde_tcp_open{collector="tcp",asset=%q}`, sampleAsset),
+		fmt.Sprintf(`sonde_tls_daysLeft{collector="tls",asset=%q}`, sampleAsset),
+		fmt.Sprintf(`sonde_icmp_received{collector="icmp",asset=%q}`, sampleAsset),
 	} {
 		testutil.WaitFor(t, sel, 45*time.Second, func() bool { return len(h.Samples(sel)) > 0 })
 	}

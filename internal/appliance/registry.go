@@ -7,6 +7,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/probe"
 	dnsprobe "github.com/sonde-monitoring/sonde/internal/probe/dns"
 	httpprobe "github.com/sonde-monitoring/sonde/internal/probe/http"
+	icmpprobe "github.com/sonde-monitoring/sonde/internal/probe/icmp"
 	"github.com/sonde-monitoring/sonde/internal/probe/snmp"
 	"github.com/sonde-monitoring/sonde/internal/probe/tcp"
 	tlsprobe "github.com/sonde-monitoring/sonde/internal/probe/tls"
@@ -28,14 +29,19 @@ func (r Registry) Keys() []string {
 }
 
 // DefaultProbes returns the appliance's probes and a function that
-// releases what they hold (the ICMP sockets).
+// releases what they hold (the ICMP sockets, shared by every icmp check).
 func DefaultProbes(logger *slog.Logger) (Registry, func() error, error) {
+	icmp, err := icmpprobe.New(icmpprobe.Options{Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
 	reg := Registry{
+		"icmp": {"icmp": icmp.Probe},
 		"tcp":  {"tcp": tcp.Probe},
 		"http": {"http": httpprobe.Probe},
 		"tls":  {"tls": tlsprobe.Probe},
 		"dns":  {"dns": dnsprobe.Probe},
 		"snmp": {snmp.CheckSystem: snmp.System, snmp.CheckInterfaces: snmp.Interfaces},
 	}
-	return reg, func() error { return nil }, nil
+	return reg, icmp.Close, nil
 }

@@ -1,0 +1,123 @@
+package stream_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/hub"
+	"github.com/sonde-monitoring/sonde/internal/testutil"
+	"github.com/sonde-monitoring/sonde/internal/wire"
+)
+
+func dialStream(t *testing.T, h *testutil.Hub) *tls.Conn {
+	t.Helper()
+	pem, err := os.ReadFile(h.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", h.Stream,
+		&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func header(partID uint64, length uint32, pid uint16, tp, checkbit byte) []byte {
+	b := binary.LittleEndian.AppendUint64(nil, partID)
+	b = binary.LittleEndian.AppendUint32(b, length)
+	b = binary.LittleEndian.AppendUint16(b, pid)
+	return append(b, tp, checkbit)
+}
+
+// TestBadAppliance: whatever a client sends, the hub answers at most an
+// error, closes the stream promptly, allocates nothing the header claims,
+// and keeps serving.
+func TestBadAppliance(t *testing.T) {
+	h := testutil.StartHub(t, hub.Config{StreamListen: "127.0.0.1:0"})
+	announce, _ := wire.MarshalAnnounce(wire.Announce{Name: "x", Token: strings.Repeat("a", 32)})
+	for _, tc := range []struct {
+		name    string
+		send    []byte
+		wantErr string // the error packet expected before the close, if any
+	}{
+		{"wrong checkbit", header(0, 2, 1, byte(wire.TypeAnnounce), 0x00), ""},
+		{"length over the limit", header(0, 0xffffffff, 1, byte(wire.TypeAnnounce), byte(wire.TypeAnnounce)^0xff), ""},
+		{"unknown type first", append(header(0, 2, 1, 0x42, 0x42^0xff), 0xc4, 0x00), ""},
+		{"data before announcing", append(header(7, 2, 1, byte(wire.TypeData), 0xff), 0xc4, 0x00), ""},
+		{"announce that is not MessagePack", append(header(0, 3, 1, byte(wire.TypeAnnounce), byte(wire.TypeAnnounce)^0xff), 0xc1, 0xc1, 0xc1), "malformed announce"},
+		{"token announce without --allow-token-announce", wire.AppendPacket(nil, wire.Packet{PID: 1, Type: wire.TypeAnnounce, Body: announce}), "accepts enrolled appliances only"},
+		{"enroll with garbage", append(header(0, 1, 1, byte(wire.TypeEnroll), byte(wire.TypeEnroll)^0xff), 0x90), "malformed enroll"},
+		{"half a header, then silence", []byte{1, 2, 3}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialStream(t, h)
+			if _, err := c.Write(tc.send); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(15 * time.Second))
+			p, err := wire.ReadPacket(c, 1<<20)
+			if tc.wantErr != "" {
+				if err != nil || p.Type != wire.TypeError {
+					t.Fatalf("got %v %v, want an error packet", p.Type, err)
+				}
+				msg, _ := wire.UnmarshalErrorBody(p.Body)
+				if !strings.Contains(msg, tc.wantErr) {
+					t.Errorf("error %q, want %q", msg, tc.wantErr)
+				}
+				_, err = wire.ReadPacket(c, 1<<20)
+			}
+			var ne net.Error
+			if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+				t.Fatalf("the hub did not close the stream: %v", err)
+			}
+		})
+	}
+	// The hub still serves.
+	resp, err := h.Client.Get("https://" + h.Addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("healthz %d", resp.StatusCode)
+	}
+}
+
+// TestFailedAttemptsAreThrottled: an address that keeps failing is
+// refused for a while before the TLS handshake.
+func TestFailedAttemptsAreThrottled(t *testing.T) {
+	h := testutil.StartHub(t, hub.Config{StreamListen: "127.0.0.1:0"})
+	bad := append(header(0, 3, 1, byte(wire.TypeAnnounce), byte(wire.TypeAnnounce)^0xff), 0xc1, 0xc1, 0xc1)
+	for range 10 {
+		c := dialStream(t, h)
+		c.Write(bad)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		wire.ReadPacket(c, 1<<20)
+		c.Close()
+	}
+	raw, err := net.DialTimeout("tcp", h.Stream, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true}) // #nosec G402 -- only checks that the hub hangs up
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.Handshake(); err == nil {
+		t.Error("the handshake succeeded after ten failures from this address")
+	}
+	if !strings.Contains(h.Logs.String(), "too many failed attempts") {
+		t.Error("the refusal was not logged")
+	}
+}
