@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -119,5 +120,59 @@ func TestFailedAttemptsAreThrottled(t *testing.T) {
 	}
 	if !strings.Contains(h.Logs.String(), "too many failed attempts") {
 		t.Error("the refusal was not logged")
+	}
+}
+
+// TestTokenAnnounce: with --allow-token-announce an unchanged InfraSonar
+// appliance announces with its token, gets an id, its own entry in the
+// appliance list and its assets; without a token it gets nothing.
+func TestTokenAnnounce(t *testing.T) {
+	h := testutil.StartHub(t, hub.Config{StreamListen: "127.0.0.1:0", AllowTokenAnnounce: true})
+	tok := h.Token(1, "CORE_CONNECT")
+	var asset struct {
+		AssetID int64 `json:"assetId"`
+	}
+	h.Must(201, "POST", "/api/v1/container/1/asset", map[string]string{"name": "web"}, &asset)
+	h.Must(204, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/tcp", asset.AssetID), map[string]any{
+		"config": map[string]any{"address": "127.0.0.1", "ports": []int{443}},
+		"checks": map[string]any{"tcp": map[string]any{"interval": 60}},
+	}, nil)
+	announce := func(a wire.Announce) (wire.Packet, *tls.Conn) {
+		c := dialStream(t, h)
+		body, err := wire.MarshalAnnounce(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wire.WritePacket(c, wire.Packet{PID: 9, Type: wire.TypeAnnounce, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		p, err := wire.ReadPacket(c, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, c
+	}
+	p, c := announce(wire.Announce{Name: "infrasonar-1", Zone: 0, Token: tok})
+	if p.Type != wire.TypeAnnounceReply || p.PID != 9 {
+		t.Fatalf("got %v pid %d", p.Type, p.PID)
+	}
+	r, err := wire.UnmarshalAnnounceReply(p.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Appliances) != 1 || r.Appliances[0].ID != r.ApplianceID || len(r.Assets) != 1 || r.Assets[0].ID != uint64(asset.AssetID) {
+		t.Fatalf("reply %+v", r)
+	}
+	if pr := r.Assets[0].Probes; len(pr) != 1 || pr[0].Key != "tcp" || pr[0].Config["ports"].([]any)[0] != int64(443) {
+		t.Errorf("probes %+v: the port must stay an integer", pr)
+	}
+	c.Close()
+	// The same appliance again, by its id; a wrong token is refused.
+	if p, _ := announce(wire.Announce{ApplianceID: r.ApplianceID, Name: "infrasonar-1", Token: tok}); p.Type != wire.TypeAnnounceReply {
+		t.Errorf("re-announce: %v", p.Type)
+	}
+	if p, _ := announce(wire.Announce{ApplianceID: r.ApplianceID, Name: "infrasonar-1", Token: strings.Repeat("f", 32)}); p.Type != wire.TypeError {
+		t.Errorf("wrong token: %v", p.Type)
 	}
 }
