@@ -150,7 +150,7 @@ func pingSonde(ctx context.Context, rep *ICMPReport, mode icmpprobe.Mode, stderr
 	defer p.Close()
 	check := func(addr string, n int) probe.Target {
 		return probe.Target{AssetName: addr, Collector: "icmp", Check: "icmp", Config: map[string]any{
-			"address": addr, "count": n, "interval": rep.PeriodMS, "timeout": rep.TimeoutMS, "size": rep.Size}}
+			"address": addr, "count": n, "intervalMs": rep.PeriodMS, "timeoutMs": rep.TimeoutMS, "size": rep.Size}}
 	}
 	// Open the sockets before measuring.
 	for _, t := range rep.Targets {

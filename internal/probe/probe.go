@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -71,13 +72,19 @@ func Fail(sev model.Severity, format string, args ...any) Result {
 }
 
 // DecodeConfig decodes a target's configuration into dst (a pointer to a
-// struct with json tags) strictly: a key dst does not know is an error that
-// names it, except keys starting with "_".
+// struct with json tags) strictly: a key dst does not know, spelt exactly
+// as its json tag, is an error that names it, except keys starting with
+// "_". (encoding/json alone would take "Ports" or "intervalms" for a field
+// and quietly ignore what the user meant.)
 func DecodeConfig(cfg map[string]any, dst any) error {
+	known := jsonNames(dst)
 	clean := make(map[string]any, len(cfg))
 	for k, v := range cfg {
 		if strings.HasPrefix(k, "_") {
 			continue
+		}
+		if known != nil && !known[k] {
+			return fmt.Errorf("config: unknown field %q", k)
 		}
 		clean[k] = v
 	}
@@ -91,4 +98,30 @@ func DecodeConfig(cfg map[string]any, dst any) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// jsonNames returns the json names of the fields of the struct dst points
+// to, or nil when dst is not a pointer to a struct.
+func jsonNames(dst any) map[string]bool {
+	t := reflect.TypeOf(dst)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	t = t.Elem()
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		names[name] = true
+	}
+	return names
 }

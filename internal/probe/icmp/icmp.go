@@ -13,9 +13,9 @@
 //
 //	address   string  host name or IP address; empty means the asset's name
 //	count     int     echo requests per run, 1–100 (default 5)
-//	interval  int     milliseconds between two requests, 1–60000
+//	intervalMs int    milliseconds between two requests, 1–60000
 //	                  (default 200)
-//	timeout   int     milliseconds a request waits for its reply, 1–60000
+//	timeoutMs  int    milliseconds a request waits for its reply, 1–60000
 //	                  (default 1000)
 //	size      int     payload bytes of a request, 0–65507 (default 56,
 //	                  as ping's: 64-byte ICMP messages)
@@ -250,10 +250,10 @@ type Config struct {
 	Count int `json:"count"`
 	// Interval is the time between two requests in milliseconds: 1–60000,
 	// default 200.
-	Interval int `json:"interval"`
+	Interval int `json:"intervalMs"`
 	// Timeout is how long a request waits for its reply in milliseconds:
 	// 1–60000, default 1000.
-	Timeout int `json:"timeout"`
+	Timeout int `json:"timeoutMs"`
 	// Size is the payload of a request in bytes: 0–65507; nil means 56.
 	Size *int `json:"size"`
 }
@@ -298,13 +298,13 @@ func (c *Config) settings(assetName string) (*settings, error) {
 	}
 	if c.Interval != 0 {
 		if c.Interval < 1 || c.Interval > maxMillis {
-			return nil, fmt.Errorf("config.interval: must be between 1 and %d milliseconds", maxMillis)
+			return nil, fmt.Errorf("config.intervalMs: must be between 1 and %d milliseconds", maxMillis)
 		}
 		s.interval = time.Duration(c.Interval) * time.Millisecond
 	}
 	if c.Timeout != 0 {
 		if c.Timeout < 1 || c.Timeout > maxMillis {
-			return nil, fmt.Errorf("config.timeout: must be between 1 and %d milliseconds", maxMillis)
+			return nil, fmt.Errorf("config.timeoutMs: must be between 1 and %d milliseconds", maxMillis)
 		}
 		s.timeout = time.Duration(c.Timeout) * time.Millisecond
 	}

@@ -41,7 +41,7 @@ func TestConfig(t *testing.T) {
 	}{
 		{"defaults, asset name as address", "192.0.2.1", map[string]any{},
 			settings{address: "192.0.2.1", count: 5, interval: 200 * time.Millisecond, timeout: time.Second, size: 56}, ""},
-		{"all set", "x", map[string]any{"address": "[2001:db8::1]", "count": 100, "interval": 10, "timeout": 250, "size": size(0), "_interval": 60},
+		{"all set", "x", map[string]any{"address": "[2001:db8::1]", "count": 100, "intervalMs": 10, "timeoutMs": 250, "size": size(0), "_interval": 60},
 			settings{address: "[2001:db8::1]", count: 100, interval: 10 * time.Millisecond, timeout: 250 * time.Millisecond, size: 0}, ""},
 		{"host name", "x", map[string]any{"address": "router-1.example.net", "size": size(maxSize)},
 			settings{address: "router-1.example.net", count: 5, interval: 200 * time.Millisecond, timeout: time.Second, size: maxSize}, ""},
@@ -50,11 +50,11 @@ func TestConfig(t *testing.T) {
 		{"count too big", "x", map[string]any{"count": 101}, settings{}, "config.count: must be between 1 and 100"},
 		{"count negative", "x", map[string]any{"count": -1}, settings{}, "config.count"},
 		{"count not whole", "x", map[string]any{"count": 2.5}, settings{}, "config: json: cannot unmarshal"},
-		{"interval too long", "x", map[string]any{"interval": 60001}, settings{}, "config.interval: must be between 1 and 60000 milliseconds"},
-		{"timeout negative", "x", map[string]any{"timeout": -5}, settings{}, "config.timeout: must be between 1 and 60000 milliseconds"},
+		{"interval too long", "x", map[string]any{"intervalMs": 60001}, settings{}, "config.intervalMs: must be between 1 and 60000 milliseconds"},
+		{"timeout negative", "x", map[string]any{"timeoutMs": -5}, settings{}, "config.timeoutMs: must be between 1 and 60000 milliseconds"},
 		{"size negative", "x", map[string]any{"size": -1}, settings{}, "config.size: must be between 0 and 65507 bytes"},
 		{"size too big", "x", map[string]any{"size": maxSize + 1}, settings{}, "config.size"},
-		{"run too long", "x", map[string]any{"count": 100, "interval": 5000}, settings{}, "config: a run would take up to 8m16s"},
+		{"run too long", "x", map[string]any{"count": 100, "intervalMs": 5000}, settings{}, "config: a run would take up to 8m16s"},
 		{"unknown field", "x", map[string]any{"cuont": 3}, settings{}, `unknown field "cuont"`},
 	}
 	for _, c := range cases {

@@ -133,13 +133,13 @@ func TestLoopback(t *testing.T) {
 		cfg  map[string]any
 		v6   bool
 	}{
-		{"IPv4", map[string]any{"address": "127.0.0.1", "count": 3, "interval": 10}, false},
-		{"IPv6", map[string]any{"address": "::1", "count": 3, "interval": 10}, true},
-		{"IPv6 in brackets", map[string]any{"address": "[::1]", "count": 2, "interval": 10}, true},
-		{"empty payload", map[string]any{"address": "127.0.0.1", "count": 2, "interval": 10, "size": 0}, false},
-		{"payload shorter than the token", map[string]any{"address": "::1", "count": 2, "interval": 10, "size": 3}, true},
-		{"large payload, read cut", map[string]any{"address": "127.0.0.1", "count": 2, "interval": 10, "size": 9000}, false},
-		{"large payload, IPv6", map[string]any{"address": "::1", "count": 2, "interval": 10, "size": 9000}, true},
+		{"IPv4", map[string]any{"address": "127.0.0.1", "count": 3, "intervalMs": 10}, false},
+		{"IPv6", map[string]any{"address": "::1", "count": 3, "intervalMs": 10}, true},
+		{"IPv6 in brackets", map[string]any{"address": "[::1]", "count": 2, "intervalMs": 10}, true},
+		{"empty payload", map[string]any{"address": "127.0.0.1", "count": 2, "intervalMs": 10, "size": 0}, false},
+		{"payload shorter than the token", map[string]any{"address": "::1", "count": 2, "intervalMs": 10, "size": 3}, true},
+		{"large payload, read cut", map[string]any{"address": "127.0.0.1", "count": 2, "intervalMs": 10, "size": 9000}, false},
+		{"large payload, IPv6", map[string]any{"address": "::1", "count": 2, "intervalMs": 10, "size": 9000}, true},
 		{"one request: no jitter", map[string]any{"address": "127.0.0.1", "count": 1}, false},
 	}
 	for _, m := range modes {
@@ -198,7 +198,7 @@ func TestConcurrentRuns(t *testing.T) {
 				if i%2 == 1 {
 					addr = "::1"
 				}
-				cfg := map[string]any{"address": addr, "count": count, "interval": 5, "timeout": 5000, "size": 8 + i}
+				cfg := map[string]any{"address": addr, "count": count, "intervalMs": 5, "timeoutMs": 5000, "size": 8 + i}
 				wg.Go(func() { results[i] = p.Probe(ctx, target(cfg), nil) })
 			}
 			wg.Wait()
@@ -246,7 +246,7 @@ func TestGarbageOnTheWire(t *testing.T) {
 	s.mu.Unlock()
 	done := make(chan probe.Result)
 	go func() {
-		done <- p.Probe(ctx, target(map[string]any{"address": "127.0.0.1", "count": 20, "interval": 5}), nil)
+		done <- p.Probe(ctx, target(map[string]any{"address": "127.0.0.1", "count": 20, "intervalMs": 5}), nil)
 	}()
 	sprayed := 0
 spray:
@@ -302,7 +302,7 @@ func TestNoReply(t *testing.T) {
 			need(t, err == nil, "no %s: %v", c.sysctl, err)
 			setSysctl(t, c.sysctl, "1")
 			start := time.Now()
-			res := p.Probe(runCtx(t), target(map[string]any{"address": c.addr, "count": 2, "interval": 10, "timeout": 200}), nil)
+			res := p.Probe(runCtx(t), target(map[string]any{"address": c.addr, "count": 2, "intervalMs": 10, "timeoutMs": 200}), nil)
 			if el := time.Since(start); el > 2*time.Second {
 				t.Errorf("run took %v, want about 210 ms", el)
 			}
@@ -325,7 +325,7 @@ func TestDeadline(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		res := p.Probe(ctx, target(map[string]any{"address": "127.0.0.1", "count": 100, "interval": 50}), nil)
+		res := p.Probe(ctx, target(map[string]any{"address": "127.0.0.1", "count": 100, "intervalMs": 50}), nil)
 		if el := time.Since(start); el > time.Second {
 			t.Fatalf("run took %v with a 300 ms deadline", el)
 		}
@@ -349,7 +349,7 @@ func TestDeadline(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(100*time.Millisecond, cancel)
 		start := time.Now()
-		res := p.Probe(ctx, target(map[string]any{"address": "::1", "count": 100, "interval": 30}), nil)
+		res := p.Probe(ctx, target(map[string]any{"address": "::1", "count": 100, "intervalMs": 30}), nil)
 		if el := time.Since(start); el > time.Second {
 			t.Fatalf("run took %v after being cancelled at 100 ms", el)
 		}
@@ -370,7 +370,7 @@ func TestClose(t *testing.T) {
 	}
 	done := make(chan probe.Result)
 	go func() {
-		done <- p.Probe(runCtx(t), target(map[string]any{"address": "127.0.0.1", "count": 100, "interval": 20}), nil)
+		done <- p.Probe(runCtx(t), target(map[string]any{"address": "127.0.0.1", "count": 100, "intervalMs": 20}), nil)
 	}()
 	time.Sleep(150 * time.Millisecond)
 	if err := p.Close(); err != nil {
@@ -455,8 +455,8 @@ func BenchmarkEchoes(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			targets := []probe.Target{
-				target(map[string]any{"address": "127.0.0.1", "count": count, "interval": 1}),
-				target(map[string]any{"address": "::1", "count": count, "interval": 1}),
+				target(map[string]any{"address": "127.0.0.1", "count": count, "intervalMs": 1}),
+				target(map[string]any{"address": "::1", "count": count, "intervalMs": 1}),
 			}
 			for _, tg := range targets { // open the sockets
 				if res := p.Probe(ctx, tg, nil); res.Error != nil {
