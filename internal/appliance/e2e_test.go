@@ -232,3 +232,41 @@ func TestEnrollWithBadToken(t *testing.T) {
 		t.Fatalf("session with a READ token = %v", err)
 	}
 }
+
+// TestRunsFromLastConfiguration: an appliance that starts while the hub is
+// away runs the checks of its last configuration (sealed on disk) and
+// keeps the results until the hub is back.
+func TestRunsFromLastConfiguration(t *testing.T) {
+	hubDir := t.TempDir()
+	streamAddr := freePort(t)
+	r := newRig(t, hub.Config{DataDir: hubDir, StreamListen: streamAddr})
+	port, _ := listenPort(t)
+	asset := r.tcpAsset("web", 5, port)
+	dir := t.TempDir()
+	logs := &testutil.SyncBuffer{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("appliance log:\n%s", logs)
+		}
+	}()
+	a := r.appliance(dir, "probe-1", logs)
+	stop := start(t, a)
+	testutil.WaitFor(t, "the asset", 15*time.Second, func() bool { return a.Status().Assets == 1 })
+	stop()
+	httpsAddr := r.hub.Addr
+	r.hub.Stop()
+
+	// The hub is away: the appliance starts from what it knew.
+	a = r.appliance(dir, "probe-1", logs)
+	if st := a.Status(); st.Assets != 1 {
+		t.Fatalf("after a restart without the hub the appliance serves %d assets, want 1", st.Assets)
+	}
+	start(t, a)
+	testutil.WaitFor(t, "a result buffered while the hub is away", 20*time.Second, func() bool { return a.Status().Buffered > 0 })
+
+	h := testutil.StartHub(t, hub.Config{DataDir: hubDir, Listen: httpsAddr, StreamListen: streamAddr, Heartbeat: time.Second})
+	sel := fmt.Sprintf(`sonde_tcp_open{asset_id="%d"}`, asset)
+	testutil.WaitFor(t, "the buffered result on the hub", 30*time.Second, func() bool {
+		return len(h.Samples(sel)) == 1 && a.Status().Buffered == 0
+	})
+}
