@@ -30,7 +30,7 @@ type upAdmin struct {
 	base  string
 	admin string
 	http  *http.Client
-	root  int64
+	root  int64 // the container tokens and assets are made in
 }
 
 func newUpAdmin(ctx context.Context, h *hub.Hub, base string) (*upAdmin, error) {
@@ -54,6 +54,28 @@ func newUpAdmin(ctx context.Context, h *hub.Hub, base string) (*upAdmin, error) 
 	}
 	u.root = cid.ContainerID
 	return u, nil
+}
+
+// localContainer returns the container `sonde up` keeps this machine's
+// agent, appliance and sample checks in, creating it once: their tokens
+// then reach nothing of other tenants.
+func (u *upAdmin) localContainer(ctx context.Context, file string) (int64, error) {
+	if b, err := os.ReadFile(file); err == nil { // #nosec G304 -- a fixed file in sonde up's own data dir
+		id, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err == nil && id > 0 {
+			return id, nil
+		}
+	}
+	var out struct {
+		ContainerID int64 `json:"containerId"`
+	}
+	if err := u.call(ctx, "POST", fmt.Sprintf("/api/v1/container/%d/container", u.root), map[string]string{"name": "this machine (sonde up)"}, &out); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(file, []byte(strconv.FormatInt(out.ContainerID, 10)+"\n"), 0o600); err != nil {
+		return 0, err
+	}
+	return out.ContainerID, nil
 }
 
 func (u *upAdmin) call(ctx context.Context, method, path string, body, out any) error {
@@ -124,6 +146,10 @@ func upParts(ctx context.Context, h *hub.Hub, dataDir string, logger *slog.Logge
 	u, err := newUpAdmin(ctx, h, "https://localhost:"+port)
 	if err != nil {
 		return err
+	}
+	// Everything below lives in a container of its own.
+	if u.root, err = u.localContainer(ctx, filepath.Join(upDir, "container-id")); err != nil {
+		return fmt.Errorf("creating the local container: %w", err)
 	}
 	if err := upAgent(ctx, h, u, upDir, logger); err != nil {
 		return fmt.Errorf("starting the local agent: %w", err)

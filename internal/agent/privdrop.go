@@ -37,21 +37,7 @@ func DropPrivileges(username, stateDir string) (dropped bool, err error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return false, fmt.Errorf("creating state directory %s: %w", stateDir, err)
 	}
-	// Hand over the state directory. It may hold what an earlier run as
-	// that user left there, links included: every change goes through
-	// os.Root, which never follows a link out of the directory.
-	root, err := os.OpenRoot(stateDir)
-	if err != nil {
-		return false, fmt.Errorf("opening state directory %s: %w", stateDir, err)
-	}
-	defer root.Close()
-	err = fs.WalkDir(root.FS(), ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return root.Lchown(path, uid, gid)
-	})
-	if err != nil {
+	if err := handOver(stateDir, uid, gid); err != nil {
 		return false, fmt.Errorf("giving state directory %s to user %s: %w", stateDir, username, err)
 	}
 	if err := syscall.Setgroups([]int{}); err != nil {
@@ -67,4 +53,47 @@ func DropPrivileges(username, stateDir string) (dropped bool, err error) {
 		return false, errors.New("dropping privileges failed: the process could become root again")
 	}
 	return true, nil
+}
+
+// handOver gives the state directory to uid:gid. The directory may hold
+// what an earlier run as that user left, and that user may have put links
+// there: root changes only the directory itself and what root created in
+// it (an earlier run that never dropped), never a symbolic link, never a
+// file with another hard link (it could be /etc/shadow), and never follows
+// a link out of the directory (os.Root).
+func handOver(stateDir string, uid, gid int) error {
+	info, err := os.Lstat(stateDir)
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%s is not a directory (a link?)", stateDir)
+	}
+	root, err := os.OpenRoot(stateDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := root.Lstat(path)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0, !fi.Mode().IsRegular() && !fi.IsDir():
+			return nil
+		case fi.Mode().IsRegular() && st.Nlink != 1:
+			return nil
+		case st.Uid != 0 && path != ".":
+			return nil // already the user's, or someone else's: leave it
+		}
+		return root.Lchown(path, uid, gid)
+	})
 }

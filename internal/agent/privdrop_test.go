@@ -89,3 +89,49 @@ func TestDropPrivilegesUnknownUser(t *testing.T) {
 		t.Errorf("DropPrivileges with an unknown user = %v, want advice to create it", err)
 	}
 }
+
+// TestHandOverLeavesLinksAlone: what the unprivileged user planted in the
+// state directory (a hard link to a root file, a symbolic link) is never
+// given to it.
+func TestHandOverLeavesLinksAlone(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: changing owners is what it tests")
+	}
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	os.MkdirAll(filepath.Join(state, "spool"), 0o700)
+	secretFile := filepath.Join(dir, "shadow")
+	os.WriteFile(secretFile, []byte("root:x"), 0o600)
+	if err := os.Link(secretFile, filepath.Join(state, "hard")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secretFile, filepath.Join(state, "soft")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(state, "spool", "own"), []byte("x"), 0o600)
+	if err := handOver(state, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) uint32 {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Uid
+	}
+	if owner(secretFile) != 0 {
+		t.Error("a hard-linked root file was given away")
+	}
+	if owner(filepath.Join(state, "soft")) != 0 {
+		t.Error("a symbolic link was given away")
+	}
+	if owner(state) != 65534 || owner(filepath.Join(state, "spool", "own")) != 65534 {
+		t.Error("the agent's own files were not handed over")
+	}
+	// A link in place of the state directory is refused.
+	link := filepath.Join(dir, "link")
+	os.Symlink(dir, link)
+	if err := handOver(link, 65534, 65534); err == nil {
+		t.Error("a state directory that is a link was accepted")
+	}
+}

@@ -210,6 +210,7 @@ func (a *API) routes() {
 	a.handle(m, "PATCH /api/v1/asset/{id}/zone", api|auth.AssetManagement, a.setZone)
 	a.handle(m, "GET /api/v1/container/{id}/appliances", api|auth.Read, a.listAppliances)
 	a.handle(m, "DELETE /api/v1/appliance/{id}", api|auth.ContainerAdmin, a.revokeAppliance)
+	a.handle(m, "PATCH /api/v1/appliance/{id}/zone", api|auth.ContainerAdmin, a.setApplianceZone)
 	a.handle(m, "POST /api/v1/container/{id}/container", api|auth.ContainerAdmin, a.createContainer)
 	a.handle(m, "GET /api/v1/container/{id}", api|auth.Read, a.getContainer)
 	a.handle(m, "GET /api/v1/container/{id}/assets", api|auth.Read, a.listAssets)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/state"
 	"github.com/sonde-monitoring/sonde/internal/stream"
 )
@@ -18,6 +19,8 @@ type Appliances interface {
 	AssetChanged(container, asset int64)
 	// Revoked disconnects a revoked appliance.
 	Revoked(appliance int64)
+	// ApplianceChanged says that an appliance's record (its zone) changed.
+	ApplianceChanged(appliance int64)
 	// Live reports on a connected appliance; ok is false when it is not
 	// connected to this hub.
 	Live(appliance int64) (live stream.Live, ok bool)
@@ -28,6 +31,7 @@ type noAppliances struct{}
 
 func (noAppliances) AssetChanged(int64, int64)           {}
 func (noAppliances) Revoked(int64)                       {}
+func (noAppliances) ApplianceChanged(int64)              {}
 func (noAppliances) Live(int64) (l stream.Live, ok bool) { return l, false }
 
 type applianceJSON struct {
@@ -100,38 +104,91 @@ func (a *API) listAppliances(w http.ResponseWriter, r *http.Request, p principal
 	writeJSON(w, http.StatusOK, out)
 }
 
-// DELETE /appliance/{id} revokes an appliance: its certificate is refused
-// from now on and its stream is closed.
-func (a *API) revokeAppliance(w http.ResponseWriter, r *http.Request, p principal) {
+// appliance loads the appliance named in the path and checks it is in
+// scope.
+func (a *API) appliance(w http.ResponseWriter, r *http.Request, p principal) (state.Appliance, bool) {
 	id, ok := pathID(w, r, "id")
 	if !ok {
-		return
+		return state.Appliance{}, false
 	}
 	ap, err := a.st.ApplianceByID(r.Context(), id)
 	if errors.Is(err, state.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "appliance not found")
-		return
+		return ap, false
 	}
 	if err != nil {
 		a.serverError(w, r, err)
-		return
+		return ap, false
 	}
 	in, err := a.st.Within(r.Context(), ap.ContainerID, p.Container)
 	if err != nil {
 		a.serverError(w, r, err)
-		return
+		return ap, false
 	}
 	if !in {
 		writeError(w, http.StatusNotFound, "appliance not found")
+		return ap, false
+	}
+	return ap, true
+}
+
+// DELETE /appliance/{id}[?revokeToken=true] revokes an appliance: its
+// certificate is refused from now on and its stream is closed. With
+// revokeToken the token it enrolled with is revoked too, so that it cannot
+// enroll again (other appliances enrolled with that token keep their
+// certificates).
+func (a *API) revokeAppliance(w http.ResponseWriter, r *http.Request, p principal) {
+	ap, ok := a.appliance(w, r, p)
+	if !ok {
+		return
+	}
+	revokeToken := r.URL.Query().Get("revokeToken")
+	if revokeToken != "" && revokeToken != "true" && revokeToken != "false" {
+		writeError(w, http.StatusBadRequest, "revokeToken must be true or false")
 		return
 	}
 	if ap.RevokedAt == nil {
-		if err := a.st.RevokeAppliance(r.Context(), id, a.now()); err != nil && !errors.Is(err, state.ErrNotFound) {
+		if err := a.st.RevokeAppliance(r.Context(), ap.ID, a.now()); err != nil && !errors.Is(err, state.ErrNotFound) {
 			a.serverError(w, r, err)
 			return
 		}
 	}
-	a.appliances.Revoked(id)
+	a.appliances.Revoked(ap.ID)
+	if revokeToken == "true" && ap.TokenID != nil {
+		if !p.Perms.Has(auth.ContainerTokens) {
+			writeError(w, http.StatusForbidden, "revoking the token needs the permission CONTAINER_TOKENS (the appliance is revoked)")
+			return
+		}
+		if err := a.st.RevokeToken(r.Context(), *ap.TokenID, a.now()); err != nil && !errors.Is(err, state.ErrNotFound) {
+			a.serverError(w, r, err)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// PATCH /appliance/{id}/zone {"zone": 0–9}: which assets it serves. An
+// enrolled appliance cannot choose its zone itself.
+func (a *API) setApplianceZone(w http.ResponseWriter, r *http.Request, p principal) {
+	ap, ok := a.appliance(w, r, p)
+	if !ok {
+		return
+	}
+	var body struct {
+		Zone *int `json:"zone"`
+	}
+	if !readJSON(w, r, &body, maxManagementBody, false) {
+		return
+	}
+	if body.Zone == nil || *body.Zone < 0 || *body.Zone > 9 {
+		writeError(w, http.StatusBadRequest, "zone is required: a number from 0 to 9")
+		return
+	}
+	if err := a.st.SetApplianceZone(r.Context(), ap.ID, *body.Zone); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.appliances.ApplianceChanged(ap.ID)
 	w.WriteHeader(http.StatusNoContent)
 }
 

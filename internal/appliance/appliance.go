@@ -211,6 +211,19 @@ func (a *Appliance) connectLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		var re *refusedError
+		if errors.As(err, &re) && re.disowned() {
+			// Revoked or unknown: stop probing with the vault's
+			// credentials for a hub that no longer wants it.
+			if a.Status().Assets > 0 {
+				a.log.Error("the hub no longer accepts this appliance; stopped every check and forgot the configuration", "reason", re.msg)
+			}
+			a.setAssets(nil, nil)
+			if err := os.Remove(filepath.Join(a.cfg.DataDir, assetsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				a.log.Error("removing the configuration failed", "err", err)
+			}
+			backoff = 128 * time.Second
+		}
 		if time.Since(start) > time.Minute {
 			backoff = 2 * time.Second
 		}

@@ -190,6 +190,11 @@ func TestEnrollAndProbe(t *testing.T) {
 	if list[0].Connected {
 		t.Error("a revoked appliance is still connected")
 	}
+	// It stops probing and forgets the configuration.
+	testutil.WaitFor(t, "the checks to stop", 10*time.Second, func() bool { return a.Status().Assets == 0 })
+	if _, err := os.Stat(filepath.Join(dir, assetsFile)); !os.IsNotExist(err) {
+		t.Errorf("the configuration of a revoked appliance is still on disk: %v", err)
+	}
 
 	// No secret in any file of either data directory, nor in any log.
 	for _, root := range []string{dir, r.hub.Dir} {
@@ -269,4 +274,65 @@ func TestRunsFromLastConfiguration(t *testing.T) {
 	testutil.WaitFor(t, "the buffered result on the hub", 30*time.Second, func() bool {
 		return len(h.Samples(sel)) == 1 && a.Status().Buffered == 0
 	})
+}
+
+// TestCertificateRenewal: an appliance whose certificate nears its expiry
+// gets a new one over its stream, for a new key. The hub accepts the
+// certificate from before a renewal until the new one has been used (an
+// appliance may die before it writes the new one), and refuses it after.
+func TestCertificateRenewal(t *testing.T) {
+	r := newRig(t, hub.Config{ApplianceCertValidity: 10 * time.Minute})
+	dir := t.TempDir()
+	logs := &testutil.SyncBuffer{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("appliance log:\n%s", logs)
+		}
+	}()
+	renewals := func() int { return strings.Count(logs.String(), "renewed the appliance certificate") }
+	// run connects once: a ten-minute certificate is always within its
+	// renewal window, so every connection renews it.
+	run := func(want int) {
+		t.Helper()
+		a := r.appliance(dir, "probe-1", logs)
+		stop := start(t, a)
+		testutil.WaitFor(t, "the renewal", 20*time.Second, func() bool { return renewals() >= want })
+		stop()
+	}
+	read := func() (cert, key []byte) {
+		cert, _ = os.ReadFile(filepath.Join(dir, certFile))
+		key, _ = os.ReadFile(filepath.Join(dir, keyFile))
+		return cert, key
+	}
+	put := func(cert, key []byte) {
+		os.WriteFile(filepath.Join(dir, certFile), cert, 0o600)
+		os.WriteFile(filepath.Join(dir, keyFile), key, 0o600)
+	}
+	session := func() error {
+		t.Helper()
+		a := r.appliance(dir, "probe-1", logs)
+		defer a.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return a.session(ctx)
+	}
+	run(1) // enrolls with A, renews to B
+	certB, keyB := read()
+	run(2) // connects with B (now confirmed), renews to C
+	certC, keyC := read()
+	if string(certB) == string(certC) {
+		t.Fatal("the certificate did not change")
+	}
+	// C is not confirmed yet: B still works (the hub cannot know whether
+	// the appliance kept C).
+	put(certB, keyB)
+	if err := session(); err != nil && strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("the certificate from before an unconfirmed renewal was refused: %v", err)
+	}
+	put(certC, keyC)
+	run(3) // connects with C, which confirms it (and renews again)
+	put(certB, keyB)
+	if err := session(); err == nil || !strings.Contains(err.Error(), "this certificate was replaced") {
+		t.Fatalf("session with a superseded certificate = %v", err)
+	}
 }

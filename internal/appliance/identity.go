@@ -164,15 +164,48 @@ func (a *Appliance) enroll(ctx context.Context) (identity, error) {
 	if err != nil {
 		return identity{}, fmt.Errorf("enrolling: %w", err)
 	}
-	id, _, err := newIdentity(r.Certificate, key)
+	id, err := a.keepIdentity(r, key)
 	if err != nil {
 		return identity{}, fmt.Errorf("enrolling: %w", err)
 	}
+	a.log.Warn("enrolled with the hub: delete the token file now (the certificate is the appliance's identity; the token could enroll another appliance)",
+		"appliance_id", id.id, "token_file", a.cfg.TokenFile, "not_after", id.leaf.NotAfter)
+	return id, nil
+}
+
+// renewBefore is how long before its expiry an appliance renews its
+// certificate: a third of its lifetime, at most 30 days.
+func renewBefore(leaf *x509.Certificate) time.Duration {
+	return min(leaf.NotAfter.Sub(leaf.NotBefore)/3, 30*24*time.Hour)
+}
+
+// renewRequest makes a new key and the renew packet asking for its
+// certificate.
+func (a *Appliance) renewRequest() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("making a new key: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: a.cfg.Name}}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("making the certificate request: %w", err)
+	}
+	body, err := wire.MarshalRenew(csr)
+	return key, body, err
+}
+
+// keepIdentity checks a certificate the hub signed for key and writes
+// both (the key sealed, first).
+func (a *Appliance) keepIdentity(r wire.EnrollReply, key *ecdsa.PrivateKey) (identity, error) {
+	id, _, err := newIdentity(r.Certificate, key)
+	if err != nil {
+		return identity{}, err
+	}
 	if _, err := id.leaf.Verify(x509.VerifyOptions{Roots: a.hubCA, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return identity{}, fmt.Errorf("enrolling: the certificate the hub gave is not signed by the hub's CA: %w", err)
+		return identity{}, fmt.Errorf("the certificate the hub gave is not signed by the hub's CA: %w", err)
 	}
 	if id.id != int64(r.ApplianceID) { // #nosec G115 -- compared, not used
-		return identity{}, fmt.Errorf("enrolling: the certificate names appliance %d, the hub said %d", id.id, r.ApplianceID)
+		return identity{}, fmt.Errorf("the certificate names appliance %d, the hub said %d", id.id, r.ApplianceID)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -185,7 +218,6 @@ func (a *Appliance) enroll(ctx context.Context) (identity, error) {
 	if err := writeFileAtomic(filepath.Join(a.cfg.DataDir, certFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Certificate})); err != nil {
 		return identity{}, fmt.Errorf("keeping the appliance certificate: %w", err)
 	}
-	a.log.Info("enrolled with the hub; the token file is no longer needed", "appliance_id", id.id, "not_after", id.leaf.NotAfter)
 	return id, nil
 }
 

@@ -3,9 +3,11 @@ package appliance
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +22,17 @@ const streamIdle = 2 * time.Minute
 // maxHubBody bounds what the hub may send in one packet: the asset lists
 // are the largest.
 const maxHubBody = 64 << 20
+
+// refusedError is the hub's refusal of an announce.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return "the hub refused the appliance: " + e.msg }
+
+// disowned says whether the hub no longer knows the appliance as it is:
+// revoked, unknown, or its certificate replaced.
+func (e *refusedError) disowned() bool {
+	return strings.Contains(e.msg, "revoked") || strings.Contains(e.msg, "enroll it again") || strings.Contains(e.msg, "enroll the appliance again")
+}
 
 // session runs one stream to the hub: enroll if needed, announce, then
 // send the buffer and follow the hub's configuration until the stream
@@ -65,6 +78,9 @@ type stream struct {
 	ackMu  sync.Mutex
 	toAck  []uint64
 	ackSig chan struct{}
+
+	// renewKey is the new key of a renewal awaiting the hub's answer.
+	renewKey *ecdsa.PrivateKey
 }
 
 func (s *stream) close() {
@@ -110,9 +126,21 @@ func (s *stream) run(ctx context.Context, id identity) error {
 		a.log.Info("connected to the hub", "hub", a.cfg.Hub, "appliance_id", id.id, "assets", len(r.Assets), "buffered", a.buf.Len())
 	case wire.TypeError:
 		msg, _ := wire.UnmarshalErrorBody(p.Body)
-		return fmt.Errorf("the hub refused the appliance: %s", msg)
+		return &refusedError{msg: msg}
 	default:
 		return fmt.Errorf("announcing: the hub answered a %s packet", p.Type)
+	}
+
+	if left := time.Until(id.leaf.NotAfter); left < renewBefore(id.leaf) {
+		key, body, err := a.renewRequest()
+		if err != nil {
+			return err
+		}
+		s.renewKey = key
+		if err := s.write(wire.Packet{PID: 0, Type: wire.TypeRenew, Body: body}); err != nil {
+			return fmt.Errorf("asking to renew the certificate: %w", err)
+		}
+		a.log.Info("the appliance certificate expires soon; asked the hub for a new one", "not_after", id.leaf.NotAfter)
 	}
 
 	sendErr := make(chan error, 1)
@@ -151,6 +179,12 @@ func (s *stream) read(ctx context.Context, rd *wire.Reader) error {
 		}
 		switch p.Type {
 		case wire.TypeOK, wire.TypeError:
+			if p.PID == 0 && p.Type == wire.TypeError && s.renewKey != nil {
+				msg, _ := wire.UnmarshalErrorBody(p.Body)
+				a.log.Error("the hub refused to renew the appliance certificate", "reason", msg)
+				s.renewKey = nil
+				continue
+			}
 			s.answer(p)
 		case wire.TypeSetAssets:
 			sa, err := wire.UnmarshalSetAssets(p.Body)
@@ -173,6 +207,20 @@ func (s *stream) read(ctx context.Context, rd *wire.Reader) error {
 			}
 			a.unsetAssets(ids)
 			a.log.Info("the hub removed assets", "assets", ids)
+		case wire.TypeEnrollReply:
+			if s.renewKey == nil {
+				return errors.New("the hub sent a certificate nobody asked for")
+			}
+			r, err := wire.UnmarshalEnrollReply(p.Body)
+			if err != nil {
+				return err
+			}
+			id, err := a.keepIdentity(r, s.renewKey)
+			if err != nil {
+				return fmt.Errorf("renewing the certificate: %w", err)
+			}
+			s.renewKey = nil
+			a.log.Info("renewed the appliance certificate", "not_after", id.leaf.NotAfter)
 		case wire.TypeInfo:
 			if err := s.write(wire.Packet{PID: p.PID, Type: wire.TypeInfoReply, Body: a.info()}); err != nil {
 				return err
@@ -324,8 +372,8 @@ func (s *stream) sendEntries(entries []buffer.Entry) error {
 	s.mu.Lock()
 	for _, e := range entries {
 		for {
-			s.pid++
-			if _, busy := s.inflight[s.pid]; !busy {
+			s.pid++ // pid 0 is the announce's and the renewal's
+			if _, busy := s.inflight[s.pid]; !busy && s.pid != 0 {
 				break
 			}
 		}

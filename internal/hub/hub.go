@@ -46,10 +46,13 @@ type Config struct {
 	// Heartbeat is how often the hub asks appliances for their info; 0
 	// means 30 s.
 	Heartbeat time.Duration
-	TLSSANs   []string
-	TLSCert   string
-	TLSKey    string
-	Retention time.Duration
+	// ApplianceCertValidity is how long an appliance certificate is
+	// valid; 0 means a year. Appliances renew theirs in time.
+	ApplianceCertValidity time.Duration
+	TLSSANs               []string
+	TLSCert               string
+	TLSKey                string
+	Retention             time.Duration
 	// RequestsPerSecond and Burst limit each API token; 0 disables.
 	RequestsPerSecond float64
 	Burst             float64
@@ -142,7 +145,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		h.stream, err = stream.New(stream.Config{
 			State: h.st, Ingest: in, CA: h.ca, Cert: cert, Logger: cfg.Logger.With("part", "stream"),
 			AllowTokenAnnounce: cfg.AllowTokenAnnounce, ExtraProbeKeys: cfg.ExtraProbeKeys,
-			Heartbeat: cfg.Heartbeat, Now: cfg.Now,
+			Heartbeat: cfg.Heartbeat, CertValidity: cfg.ApplianceCertValidity, Now: cfg.Now,
 		})
 		if err != nil {
 			return nil, err

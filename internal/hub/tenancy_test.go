@@ -59,6 +59,7 @@ func TestTenancyEveryRoute(t *testing.T) {
 		"POST /api/v1/asset/{id}/collector/{key}/check/{check}": fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"x","usage":1.0}]}}`, ts),
 		"POST /api/v1/asset/{id}/collector/{key}":               `{"config":{"x":1}}`,
 		"PATCH /api/v1/asset/{id}/zone":                         `{"zone":3}`,
+		"PATCH /api/v1/appliance/{id}/zone":                     `{"zone":3}`,
 	}
 	walked := 0
 	for _, r := range th.hub.Routes() {
@@ -123,7 +124,7 @@ func TestTenancyEveryRoute(t *testing.T) {
 	if got.Name != marker || got.Kind != "" {
 		t.Fatalf("asset changed: %+v", got)
 	}
-	if ap, err := th.hub.st.ApplianceByID(context.Background(), appID); err != nil || ap.RevokedAt != nil {
+	if ap, err := th.hub.st.ApplianceByID(context.Background(), appID); err != nil || ap.RevokedAt != nil || ap.Zone != 0 {
 		t.Fatalf("appliance changed: %+v %v", ap, err)
 	}
 	var res struct {

@@ -152,6 +152,10 @@ func result(t Target, cd *model.CheckData, now time.Time) state.Result {
 	return r
 }
 
+// ErrGone is returned for a result whose asset or collector was deleted
+// while it was on its way: it is refused, not retried.
+var ErrGone = errors.New("the asset or its collector no longer exists")
+
 // Item is one result of a batch.
 type Item struct {
 	Target Target
@@ -241,9 +245,20 @@ func (in *Ingester) IngestBatch(ctx context.Context, items []Item) []error {
 		return errs
 	}
 	if err := in.results.PutResults(ctx, puts); err != nil {
-		in.resultsTotal.WithLabelValues("failed").Add(float64(len(stored)))
-		for _, i := range stored {
-			errs[i] = err
+		// One result may fail alone (its asset was deleted meanwhile):
+		// store the others one by one.
+		for k, i := range stored {
+			if err := in.results.PutResult(ctx, puts[k].Result, puts[k].Unchanged, puts[k].NoCount); err != nil {
+				if strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
+					err = fmt.Errorf("%w: %v", ErrGone, err)
+					in.resultsTotal.WithLabelValues("rejected").Inc()
+				} else {
+					in.resultsTotal.WithLabelValues("failed").Inc()
+				}
+				errs[i] = err
+				continue
+			}
+			in.resultsTotal.WithLabelValues("stored").Inc()
 		}
 		return errs
 	}

@@ -19,19 +19,22 @@ type Appliance struct {
 	// certificate the appliance was given; it must present exactly this
 	// certificate.
 	CertFingerprint string
-	CertNotAfter    *time.Time
-	CreatedAt       time.Time
-	LastSeenAt      *time.Time
-	RevokedAt       *time.Time
+	// PrevCertFingerprint is the certificate before a renewal, valid
+	// until the appliance connects with the new one.
+	PrevCertFingerprint string
+	CertNotAfter        *time.Time
+	CreatedAt           time.Time
+	LastSeenAt          *time.Time
+	RevokedAt           *time.Time
 }
 
-const applianceColumns = `id, container_id, name, zone, token_id, COALESCE(cert_fingerprint, ''), cert_not_after, created_at, last_seen_at, revoked_at`
+const applianceColumns = `id, container_id, name, zone, token_id, COALESCE(cert_fingerprint, ''), COALESCE(prev_cert_fingerprint, ''), cert_not_after, created_at, last_seen_at, revoked_at`
 
 func scanAppliance(row interface{ Scan(...any) error }) (Appliance, error) {
 	var a Appliance
 	var tok, notAfter, seen, revoked sql.NullInt64
 	var created int64
-	err := row.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Zone, &tok, &a.CertFingerprint, &notAfter, &created, &seen, &revoked)
+	err := row.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Zone, &tok, &a.CertFingerprint, &a.PrevCertFingerprint, &notAfter, &created, &seen, &revoked)
 	a.TokenID = ptrInt(tok)
 	a.CertNotAfter, a.LastSeenAt, a.RevokedAt = timePtr(notAfter), timePtr(seen), timePtr(revoked)
 	a.CreatedAt = time.Unix(created, 0)
@@ -59,6 +62,26 @@ func (s *Store) SetApplianceCert(ctx context.Context, id int64, fingerprint stri
 	return mustAffect(res, fmt.Sprintf("appliance %d", id))
 }
 
+// RenewApplianceCert records a renewed certificate; the previous one stays
+// valid until ConfirmApplianceCert.
+func (s *Store) RenewApplianceCert(ctx context.Context, id int64, fingerprint string, notAfter time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET prev_cert_fingerprint = cert_fingerprint, cert_fingerprint = $1, cert_not_after = $2
+WHERE id = $3 AND revoked_at IS NULL`, fingerprint, notAfter.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("recording the renewed certificate of appliance %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("appliance %d", id))
+}
+
+// ConfirmApplianceCert forgets the certificate from before a renewal, once
+// the appliance has connected with the new one.
+func (s *Store) ConfirmApplianceCert(ctx context.Context, id int64) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE appliances SET prev_cert_fingerprint = NULL WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("confirming the certificate of appliance %d: %w", id, err)
+	}
+	return nil
+}
+
 // UpdateAppliance stores the name and zone an appliance announced and when
 // it was last seen.
 func (s *Store) UpdateAppliance(ctx context.Context, id int64, name string, zone int, seen time.Time) error {
@@ -69,13 +92,46 @@ func (s *Store) UpdateAppliance(ctx context.Context, id int64, name string, zone
 	return mustAffect(res, fmt.Sprintf("appliance %d", id))
 }
 
-// TouchAppliance records that an appliance was seen.
+// TouchAppliance records that an appliance was seen. It returns
+// ErrNotFound when the appliance was revoked (or deleted) meanwhile: its
+// stream must end, on whichever hub holds it.
 func (s *Store) TouchAppliance(ctx context.Context, id int64, seen time.Time) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE appliances SET last_seen_at = $1 WHERE id = $2`, seen.Unix(), id)
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET last_seen_at = $1 WHERE id = $2 AND revoked_at IS NULL`, seen.Unix(), id)
 	if err != nil {
 		return fmt.Errorf("updating appliance %d: %w", id, err)
 	}
+	return mustAffect(res, fmt.Sprintf("appliance %d", id))
+}
+
+// DeleteAppliance removes an appliance record; only for one that never
+// got a certificate.
+func (s *Store) DeleteAppliance(ctx context.Context, id int64) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM appliances WHERE id = $1 AND cert_fingerprint IS NULL`, id); err != nil {
+		return fmt.Errorf("removing appliance %d: %w", id, err)
+	}
 	return nil
+}
+
+// CountEnrollments counts the appliances a token created since a time.
+func (s *Store) CountEnrollments(ctx context.Context, token int64, since time.Time) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM appliances WHERE token_id = $1 AND created_at >= $2`, token, since.Unix()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting the enrollments of token %d: %w", token, err)
+	}
+	return n, nil
+}
+
+// SetApplianceZone sets the zone of an appliance (0–9).
+func (s *Store) SetApplianceZone(ctx context.Context, id int64, zone int) error {
+	if zone < 0 || zone > 9 {
+		return fmt.Errorf("zone %d: give a zone from 0 to 9", zone)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET zone = $1 WHERE id = $2`, zone, id)
+	if err != nil {
+		return fmt.Errorf("setting the zone of appliance %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("appliance %d", id))
 }
 
 // RevokeAppliance revokes an appliance: its certificate is refused from

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/hub"
+	"github.com/sonde-monitoring/sonde/internal/model"
 	"github.com/sonde-monitoring/sonde/internal/testutil"
 	"github.com/sonde-monitoring/sonde/internal/wire"
 )
@@ -108,19 +109,17 @@ func TestFailedAttemptsAreThrottled(t *testing.T) {
 		wire.ReadPacket(c, 1<<20)
 		c.Close()
 	}
-	raw, err := net.DialTimeout("tcp", h.Stream, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	// A client without a certificate from that address is dropped after
+	// the handshake, before anything it sends is read.
+	c := dialStream(t, h)
+	c.Write(bad)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if p, err := wire.ReadPacket(c, 1<<20); err == nil {
+		t.Errorf("got a %v packet after ten failures from this address", p.Type)
 	}
-	defer raw.Close()
-	c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true}) // #nosec G402 -- only checks that the hub hangs up
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := c.Handshake(); err == nil {
-		t.Error("the handshake succeeded after ten failures from this address")
-	}
-	if !strings.Contains(h.Logs.String(), "too many failed attempts") {
-		t.Error("the refusal was not logged")
-	}
+	testutil.WaitFor(t, "the refusal in the log", 5*time.Second, func() bool {
+		return strings.Contains(h.Logs.String(), "too many failed attempts")
+	})
 }
 
 // TestTokenAnnounce: with --allow-token-announce an unchanged InfraSonar
@@ -174,5 +173,106 @@ func TestTokenAnnounce(t *testing.T) {
 	}
 	if p, _ := announce(wire.Announce{ApplianceID: r.ApplianceID, Name: "infrasonar-1", Token: strings.Repeat("f", 32)}); p.Type != wire.TypeError {
 		t.Errorf("wrong token: %v", p.Type)
+	}
+}
+
+// TestDataOnlyForServedAssets: an appliance may send results only for the
+// assets the hub gave it, not for any check id of its container.
+func TestDataOnlyForServedAssets(t *testing.T) {
+	h := testutil.StartHub(t, hub.Config{StreamListen: "127.0.0.1:0", AllowTokenAnnounce: true})
+	tok := h.Token(1, "CORE_CONNECT")
+	var asset struct {
+		AssetID int64 `json:"assetId"`
+	}
+	h.Must(201, "POST", "/api/v1/container/1/asset", map[string]string{"name": "web"}, &asset)
+	h.Must(204, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/tcp", asset.AssetID), map[string]any{
+		"config": map[string]any{"address": "127.0.0.1", "ports": []int{443}},
+		"checks": map[string]any{"tcp": map[string]any{"interval": 60}},
+	}, nil)
+	announce := func(zone int) (*tls.Conn, wire.AnnounceReply) {
+		c := dialStream(t, h)
+		body, _ := wire.MarshalAnnounce(wire.Announce{Name: fmt.Sprint("zone-", zone), Zone: zone, Token: tok})
+		wire.WritePacket(c, wire.Packet{PID: 1, Type: wire.TypeAnnounce, Body: body})
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		p, err := wire.ReadPacket(c, 1<<20)
+		if err != nil || p.Type != wire.TypeAnnounceReply {
+			t.Fatalf("announce: %v %v", p.Type, err)
+		}
+		r, err := wire.UnmarshalAnnounceReply(p.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, r
+	}
+	_, r0 := announce(0)
+	if len(r0.Assets) != 1 {
+		t.Fatalf("the zone-0 appliance got %d assets", len(r0.Assets))
+	}
+	checkID := r0.Assets[0].Probes[0].Checks[0].ID
+	c5, r5 := announce(5)
+	if len(r5.Assets) != 0 {
+		t.Fatalf("the zone-5 appliance got %d assets", len(r5.Assets))
+	}
+	cd := wire.EncodeCheckData(&model.CheckData{HasResult: true, Timestamp: time.Now().Unix(), Types: []model.Type{{Name: "tcp", Items: []model.Item{
+		{Name: "443", Metrics: []model.Metric{{Name: "open", Value: model.BoolValue(true)}}}}}}})
+	dump, _ := wire.MarshalProbeDump(wire.ProbeDump{AssetID: uint64(asset.AssetID), CheckID: checkID, CheckData: cd})
+	wire.WritePacket(c5, wire.Packet{PartID: uint64(asset.AssetID), PID: 7, Type: wire.TypeData, Body: dump})
+	for {
+		p, err := wire.ReadPacket(c5, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Type == wire.TypeInfo {
+			continue // the heartbeat
+		}
+		msg, _ := wire.UnmarshalErrorBody(p.Body)
+		if p.Type != wire.TypeError || p.PID != 7 || !strings.Contains(msg, "not served by this appliance") {
+			t.Fatalf("got %v pid %d %q, want a refusal", p.Type, p.PID, msg)
+		}
+		break
+	}
+	if n := len(h.Samples(fmt.Sprintf(`sonde_tcp_open{asset_id="%d"}`, asset.AssetID))); n != 0 {
+		t.Errorf("the hub stored %d series from an appliance that does not serve the asset", n)
+	}
+}
+
+// TestPreAuthLimitPerAddress: idle connections from one address hold at
+// most a few of the slots for authenticating, and the handshake deadline
+// frees them.
+func TestPreAuthLimitPerAddress(t *testing.T) {
+	h := testutil.StartHub(t, hub.Config{StreamListen: "127.0.0.1:0"})
+	var idle []net.Conn
+	for range 4 {
+		c, err := net.DialTimeout("tcp", h.Stream, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	time.Sleep(200 * time.Millisecond)
+	extra, err := net.DialTimeout("tcp", h.Stream, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err == nil {
+		t.Error("a fifth idle connection from one address was served")
+	}
+	testutil.WaitFor(t, "the refusal in the log", 5*time.Second, func() bool {
+		return strings.Contains(h.Logs.String(), "too many connections are authenticating")
+	})
+	// The idle ones are dropped after the handshake deadline.
+	for _, c := range idle {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Error("an idle connection was answered")
+		}
+	}
+	start := time.Now()
+	dialStream(t, h) // a handshake works again
+	if time.Since(start) > 5*time.Second {
+		t.Error("the handshake waited for a slot too long")
 	}
 }

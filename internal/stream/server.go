@@ -84,6 +84,12 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[int64]*session // by appliance id
 	pending  map[int64]bool     // containers with a push scheduled
+	// preAuthHosts counts the connections authenticating, by address.
+	preAuthHosts map[string]int
+	// served says, for each appliance, which assets it may send data
+	// for and until when: the assets of its plan, and for a while those
+	// that left it (its buffer may still hold their results).
+	served map[int64]map[uint64]time.Time
 	// reconcileMu serialises the pushes of one container.
 	reconcileMu sync.Map // container id → *sync.Mutex
 	wg          sync.WaitGroup
@@ -119,11 +125,13 @@ func New(cfg Config) (*Server, error) {
 	tc.NextProtos = nil
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, tls: tc,
-		probes:   append(append([]string(nil), ProbeKeys...), cfg.ExtraProbeKeys...),
-		fails:    newFailLimiter(10, time.Minute, cfg.Now),
-		preAuth:  make(chan struct{}, 64),
-		sessions: map[int64]*session{},
-		pending:  map[int64]bool{},
+		probes:       append(append([]string(nil), ProbeKeys...), cfg.ExtraProbeKeys...),
+		fails:        newFailLimiter(10, time.Minute, cfg.Now),
+		preAuth:      make(chan struct{}, maxPreAuth),
+		preAuthHosts: map[string]int{},
+		served:       map[int64]map[uint64]time.Time{},
+		sessions:     map[int64]*session{},
+		pending:      map[int64]bool{},
 	}
 	return s, nil
 }
@@ -139,20 +147,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 	}()
 	defer s.wg.Wait()
+	var delay time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				s.closeAll()
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
+			// Out of file descriptors, say: wait and go on, as
+			// net/http does; the HTTPS side must not go down with it.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accepting an appliance connection failed; retrying", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
 			}
-			return fmt.Errorf("accepting appliance connections: %w", err)
+			continue
 		}
+		delay = 0
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -169,48 +182,91 @@ func (s *Server) closeAll() {
 	}
 }
 
-// preAuthTimeout bounds the TLS handshake and the first packet.
-const preAuthTimeout = 10 * time.Second
+// Limits on connections that have not authenticated yet.
+const (
+	// handshakeTimeout bounds the TLS handshake.
+	handshakeTimeout = 3 * time.Second
+	// firstPacketTimeout bounds the wait for the announce or enroll.
+	firstPacketTimeout = 10 * time.Second
+	// maxPreAuth is how many connections may be authenticating at once,
+	// maxPreAuthPerHost from one address.
+	maxPreAuth        = 1024
+	maxPreAuthPerHost = 4
+	// preAuthWait is how long a connection waits for a free slot.
+	preAuthWait = time.Second
+)
 
 // preAuthMaxBody bounds the first packet: an announce or an enroll.
 const preAuthMaxBody = 64 << 10
+
+// admit takes a pre-authentication slot for host, waiting briefly when all
+// are taken; the returned function gives it back.
+func (s *Server) admit(ctx context.Context, host string) (release func(), ok bool) {
+	s.mu.Lock()
+	if s.preAuthHosts[host] >= maxPreAuthPerHost {
+		s.mu.Unlock()
+		return nil, false
+	}
+	s.preAuthHosts[host]++
+	s.mu.Unlock()
+	undo := func() {
+		s.mu.Lock()
+		if s.preAuthHosts[host]--; s.preAuthHosts[host] <= 0 {
+			delete(s.preAuthHosts, host)
+		}
+		s.mu.Unlock()
+	}
+	t := time.NewTimer(preAuthWait)
+	defer t.Stop()
+	select {
+	case s.preAuth <- struct{}{}:
+	case <-t.C:
+		undo()
+		return nil, false
+	case <-ctx.Done():
+		undo()
+		return nil, false
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-s.preAuth
+			undo()
+		})
+	}, true
+}
 
 func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	remote := raw.RemoteAddr().String()
 	log := s.log.With("remote", remote)
 	defer raw.Close()
 	host, _, _ := net.SplitHostPort(remote)
-	if !s.fails.allow(host) {
-		log.Warn("refusing an appliance connection: too many failed attempts from this address")
+	release, ok := s.admit(ctx, host)
+	if !ok {
+		log.Warn("refusing an appliance connection: too many connections are authenticating (from this address, or in all)")
 		return
 	}
-	// Few connections may sit unauthenticated at once.
-	select {
-	case s.preAuth <- struct{}{}:
-	default:
-		log.Warn("refusing an appliance connection: too many connections are authenticating")
-		return
-	}
+	defer release()
 	conn := tls.Server(raw, s.tls)
-	release := func() {
-		if s.preAuth != nil {
-			<-s.preAuth
-		}
-	}
-	released := false
-	defer func() {
-		if !released {
-			release()
-		}
-	}()
-	if err := conn.SetDeadline(s.cfg.Now().Add(preAuthTimeout)); err != nil {
+	if err := conn.SetDeadline(s.cfg.Now().Add(handshakeTimeout)); err != nil {
 		return
 	}
-	hctx, cancel := context.WithTimeout(ctx, preAuthTimeout)
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	err := conn.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
+		s.fails.fail(host)
 		log.Debug("appliance TLS handshake failed", "err", err)
+		return
+	}
+	// An address that keeps failing is refused, except an appliance with
+	// a certificate of the hub's CA: behind a NAT or a load balancer,
+	// someone else's failures must not lock it out.
+	if len(conn.ConnectionState().PeerCertificates) == 0 && !s.fails.allow(host) {
+		log.Warn("refusing an appliance connection: too many failed attempts from this address")
+		return
+	}
+	if err := conn.SetDeadline(s.cfg.Now().Add(firstPacketTimeout)); err != nil {
 		return
 	}
 	rd := wire.NewReader(conn, preAuthMaxBody)
@@ -238,7 +294,6 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 			return
 		}
 		release()
-		released = true
 		ss.run(ctx)
 	default:
 		log.Info("dropping an appliance connection: the first packet must be an announce or an enroll", "type", p.Type)
@@ -294,6 +349,13 @@ func (s *Server) enroll(ctx context.Context, conn *tls.Conn, p wire.Packet, log 
 		log.Error("enrolling an appliance failed", "err", err)
 		return
 	}
+	if n, err := s.cfg.State.CountEnrollments(ctx, tok.ID, s.cfg.Now().Add(-time.Hour)); err != nil {
+		log.Error("enrolling an appliance failed", "err", err)
+		return
+	} else if n >= maxEnrollmentsPerHour {
+		refuse(fmt.Sprintf("this token enrolled %d appliances in the last hour; try again later", n), "enrollment rate of a token")
+		return
+	}
 	if _, err := x509.ParseCertificateRequest(e.CSR); err != nil {
 		refuse("the certificate signing request is not valid DER: "+err.Error(), "bad CSR")
 		return
@@ -306,6 +368,11 @@ func (s *Server) enroll(ctx context.Context, conn *tls.Conn, p wire.Packet, log 
 	}
 	der, err := s.cfg.CA.SignClientCSR(e.CSR, commonName(id), s.cfg.CertValidity)
 	if err != nil {
+		// No appliance without a certificate is left behind for a
+		// token announce to claim.
+		if derr := s.cfg.State.DeleteAppliance(ctx, id); derr != nil {
+			log.Error("removing an appliance whose enrollment failed", "appliance_id", id, "err", derr)
+		}
 		refuse("the hub cannot sign this request: "+err.Error(), err.Error())
 		return
 	}
@@ -326,6 +393,53 @@ func (s *Server) enroll(ctx context.Context, conn *tls.Conn, p wire.Packet, log 
 	writeRaw(conn, wire.Packet{PID: p.PID, Type: wire.TypeEnrollReply, Body: body})
 	log.Info("enrolled an appliance", "appliance_id", id, "name", e.Name, "zone", e.Zone, "container_id", tok.ContainerID, "token_id", tok.ID, "not_after", cert.NotAfter)
 }
+
+// renew signs a new certificate for a connected appliance's new key.
+func (s *Server) renew(ctx context.Context, ss *session, p wire.Packet) error {
+	if ss.infraSonar {
+		return errors.New("an appliance without a certificate asked to renew one")
+	}
+	csr, err := wire.UnmarshalRenew(p.Body)
+	if err != nil {
+		return err
+	}
+	// Only the current certificate, only once a connection, only when it
+	// is due: a stolen certificate must not buy a fresh one forever.
+	refuse := func(msg string) error {
+		ss.log.Warn("refused to renew the appliance's certificate", "reason", msg)
+		return ss.write(wire.Packet{PID: p.PID, Type: wire.TypeError, Body: wire.MarshalErrorBody(msg)}, false)
+	}
+	switch left, window := ss.cert.NotAfter.Sub(s.cfg.Now()), min(ss.cert.NotAfter.Sub(ss.cert.NotBefore)/3, 30*24*time.Hour); {
+	case !ss.currentCert:
+		return refuse("only the appliance's current certificate may be renewed")
+	case ss.renewed:
+		return refuse("the certificate was renewed on this connection already")
+	case left > window:
+		return refuse(fmt.Sprintf("the certificate is not due for renewal before %s", ss.cert.NotAfter.Add(-window).UTC().Format(time.RFC3339)))
+	}
+	ss.renewed = true
+	der, err := s.cfg.CA.SignClientCSR(csr, commonName(ss.app.ID), s.cfg.CertValidity)
+	if err != nil {
+		return ss.write(wire.Packet{PID: p.PID, Type: wire.TypeError, Body: wire.MarshalErrorBody("the hub cannot sign this request: " + err.Error())}, false)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.State.RenewApplianceCert(ctx, ss.app.ID, tlsca.Fingerprint(der), cert.NotAfter); err != nil {
+		return err
+	}
+	body, err := wire.MarshalEnrollReply(wire.EnrollReply{ApplianceID: uint64(ss.app.ID), Certificate: der, CA: s.cfg.CA.Certificate().Raw}) // #nosec G115 -- ids are positive
+	if err != nil {
+		return err
+	}
+	ss.log.Info("renewed the appliance's certificate", "not_after", cert.NotAfter)
+	return ss.write(wire.Packet{PID: p.PID, Type: wire.TypeEnrollReply, Body: body}, false)
+}
+
+// maxEnrollmentsPerHour bounds the appliances one token enrolls in an
+// hour: a leaked token must not mint appliances without end.
+const maxEnrollmentsPerHour = 20
 
 // commonName is the subject of appliance id's certificate.
 func commonName(id int64) string { return "sonde-appliance-" + strconv.FormatInt(id, 10) }
@@ -363,7 +477,18 @@ func (s *Server) announce(ctx context.Context, conn *tls.Conn, p wire.Packet, re
 		if err != nil {
 			return nil, err
 		}
-		if app.CertFingerprint != tlsca.Fingerprint(certs[0].Raw) {
+		switch fp := tlsca.Fingerprint(certs[0].Raw); {
+		case fp == app.CertFingerprint:
+			if app.PrevCertFingerprint != "" {
+				// The renewed certificate is in use: the old one is done.
+				if err := s.cfg.State.ConfirmApplianceCert(ctx, id); err != nil {
+					return nil, err
+				}
+			}
+		case app.PrevCertFingerprint != "" && fp == app.PrevCertFingerprint:
+			// Renewed, but the appliance did not keep the new certificate
+			// (it died before writing it): the old one still works.
+		default:
 			return nil, &refusal{msg: "this certificate was replaced: enroll the appliance again", log: "an old certificate of appliance " + strconv.FormatInt(id, 10)}
 		}
 		if a.ApplianceID != 0 && a.ApplianceID != uint64(id) {
@@ -388,8 +513,11 @@ func (s *Server) announce(ctx context.Context, conn *tls.Conn, p wire.Packet, re
 			a.ApplianceID = uint64(id)
 		}
 		app, err = s.cfg.State.ApplianceByID(ctx, int64(a.ApplianceID)) // #nosec G115 -- ids come from the hub
-		if errors.Is(err, state.ErrNotFound) || (err == nil && app.ContainerID != tok.ContainerID) {
-			return nil, &refusal{msg: "this appliance id is unknown in the token's container", log: "token announce for a foreign appliance id"}
+		// An appliance is taken over only with the token it first
+		// announced with: another CORE_CONNECT token of the container
+		// must not replace its stream.
+		if errors.Is(err, state.ErrNotFound) || (err == nil && (app.ContainerID != tok.ContainerID || app.TokenID == nil || *app.TokenID != tok.ID)) {
+			return nil, &refusal{msg: "this appliance id is unknown for this token", log: "token announce for another token's appliance id"}
 		}
 		if err != nil {
 			return nil, err
@@ -402,11 +530,25 @@ func (s *Server) announce(ctx context.Context, conn *tls.Conn, p wire.Packet, re
 		return nil, &refusal{msg: "this appliance was revoked on the hub", log: "revoked appliance " + strconv.FormatInt(app.ID, 10)}
 	}
 	now := s.cfg.Now()
+	// An enrolled appliance's zone is the one it enrolled with (the
+	// operator changes it through the API): it decides which assets and
+	// credentials' targets it receives, so the appliance does not choose.
+	if len(certs) > 0 && a.Zone != app.Zone {
+		s.log.Warn("an appliance announced another zone than its own; keeping its own", "appliance_id", app.ID, "announced", a.Zone, "zone", app.Zone)
+		a.Zone = app.Zone
+	}
 	if err := s.cfg.State.UpdateAppliance(ctx, app.ID, a.Name, a.Zone, now); err != nil {
 		return nil, err
 	}
 	app.Name, app.Zone = a.Name, a.Zone
 	ss := newSession(s, conn, app, p.PID, remote, len(certs) == 0, now)
+	if len(certs) == 0 {
+		ss.token = secret.New(a.Token)
+	}
+	if len(certs) > 0 {
+		ss.cert = certs[0]
+		ss.currentCert = tlsca.Fingerprint(certs[0].Raw) == app.CertFingerprint
+	}
 	s.mu.Lock()
 	old := s.sessions[app.ID]
 	s.sessions[app.ID] = ss
@@ -414,6 +556,15 @@ func (s *Server) announce(ctx context.Context, conn *tls.Conn, p wire.Packet, re
 	if old != nil {
 		old.log.Info("a new stream of the same appliance replaces this one")
 		old.close()
+	}
+	// Revoked while this announce was on its way: Revoked found no
+	// session to close.
+	if cur, err := s.cfg.State.ApplianceByID(ctx, app.ID); err != nil || cur.RevokedAt != nil {
+		s.remove(ss)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &refusal{msg: "this appliance was revoked on the hub", log: "revoked appliance " + strconv.FormatInt(app.ID, 10)}
 	}
 	ss.log.Info("appliance connected", "name", app.Name, "zone", app.Zone, "container_id", app.ContainerID, "mtls", len(certs) > 0)
 	if err := s.reconcile(ctx, app.ContainerID); err != nil {
@@ -439,17 +590,20 @@ func (s *Server) remove(ss *session) {
 }
 
 // members lists the connected appliances of a container.
-func (s *Server) members(container int64) []*session {
+func (s *Server) members(container int64) (out []*session, zones []int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*session
 	for _, ss := range s.sessions {
 		if ss.app.ContainerID == container {
 			out = append(out, ss)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].app.ID < out[j].app.ID })
-	return out
+	zones = make([]int, len(out))
+	for i, ss := range out {
+		zones[i] = ss.app.Zone // ApplianceChanged writes it under s.mu
+	}
+	return out, zones
 }
 
 // AssetChanged pushes a changed asset (or its removal) to the appliances
@@ -480,6 +634,46 @@ func (s *Server) schedule(container int64) {
 	})
 }
 
+// servedGrace is how long an appliance may still send the results it
+// buffered for an asset after the asset left it.
+const servedGrace = 24 * time.Hour
+
+// forever marks an asset an appliance serves now.
+var forever = time.Unix(1<<62, 0)
+
+// markServed records the change of an appliance's plan.
+func (s *Server) markServed(appliance int64, prev, now map[uint64][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.served[appliance]
+	if m == nil {
+		m = map[uint64]time.Time{}
+		s.served[appliance] = m
+	}
+	until := s.cfg.Now().Add(servedGrace)
+	for id := range prev {
+		if _, ok := now[id]; !ok {
+			m[id] = until
+		}
+	}
+	for id := range now {
+		m[id] = forever
+	}
+	for id, t := range m {
+		if t.Before(s.cfg.Now()) {
+			delete(m, id)
+		}
+	}
+}
+
+// serves says whether an appliance may send data for an asset.
+func (s *Server) serves(appliance int64, asset uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.served[appliance][asset]
+	return ok && s.cfg.Now().Before(t)
+}
+
 // Revoked closes the stream of a revoked appliance.
 func (s *Server) Revoked(appliance int64) {
 	s.mu.Lock()
@@ -490,6 +684,29 @@ func (s *Server) Revoked(appliance int64) {
 		ss.close()
 		s.remove(ss)
 	}
+	s.mu.Lock()
+	delete(s.served, appliance)
+	s.mu.Unlock()
+}
+
+// ApplianceChanged takes an appliance's new zone into account at once.
+func (s *Server) ApplianceChanged(appliance int64) {
+	s.mu.Lock()
+	ss := s.sessions[appliance]
+	ctx := s.ctx
+	s.mu.Unlock()
+	if ss == nil || ctx == nil {
+		return
+	}
+	app, err := s.cfg.State.ApplianceByID(ctx, appliance)
+	if err != nil {
+		s.log.Error("reading a changed appliance failed", "appliance_id", appliance, "err", err)
+		return
+	}
+	s.mu.Lock()
+	ss.app.Zone = app.Zone
+	s.mu.Unlock()
+	s.schedule(app.ContainerID)
 }
 
 // Live reports on a connected appliance.
@@ -513,7 +730,7 @@ func (s *Server) reconcile(ctx context.Context, container int64) error {
 	mu := muAny.(*sync.Mutex)
 	mu.Lock()
 	defer mu.Unlock()
-	members := s.members(container)
+	members, memberZones := s.members(container)
 	if len(members) == 0 {
 		return nil
 	}
@@ -524,8 +741,8 @@ func (s *Server) reconcile(ctx context.Context, container int64) error {
 	ms := make([]member, len(members))
 	zones := make([]wire.ApplianceZone, len(members))
 	for i, m := range members {
-		ms[i] = member{ID: m.app.ID, Zone: m.app.Zone}
-		zones[i] = wire.ApplianceZone{ID: uint64(m.app.ID), Zone: m.app.Zone}
+		ms[i] = member{ID: m.app.ID, Zone: memberZones[i]}
+		zones[i] = wire.ApplianceZone{ID: uint64(m.app.ID), Zone: memberZones[i]}
 	}
 	listKey := fmt.Sprint(zones)
 	plan := assign(ms, assets)
@@ -662,7 +879,8 @@ func (s *Server) dataBatch(ctx context.Context, ss *session, ps []wire.Packet) (
 		switch {
 		case err == nil:
 			answers[i] = wire.Packet{PID: ps[i].PID, Type: wire.TypeOK, Body: wire.EmptyBody}
-		case errors.Is(err, model.ErrInvalid), errors.Is(err, tsstore.ErrOutOfRange), errors.Is(err, tsstore.ErrConflict), errors.Is(err, ingest.ErrQuota):
+		case errors.Is(err, model.ErrInvalid), errors.Is(err, tsstore.ErrOutOfRange), errors.Is(err, tsstore.ErrConflict),
+			errors.Is(err, ingest.ErrQuota), errors.Is(err, ingest.ErrGone):
 			refuse(i, fmt.Sprintf("check data of asset %d, check %s/%s refused: %v", t.AssetID, t.Collector, t.Check, err))
 		default:
 			retry = err

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/ingest"
+	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
 	"github.com/sonde-monitoring/sonde/internal/wire"
 )
@@ -25,6 +27,16 @@ type session struct {
 	app        state.Appliance
 	log        *slog.Logger
 	infraSonar bool // token announce: an unchanged InfraSonar appliance
+	// cert is the client certificate presented; currentCert says it is
+	// the appliance's current one (not the one from before a renewal).
+	cert        *x509.Certificate
+	currentCert bool
+	renewed     bool // read and written by the session's reader only
+	// token is what a token-announced appliance authenticated with; it is
+	// checked again at every heartbeat.
+	token secret.Secret
+	// logs limits what the appliance can make the hub log.
+	logs *rateLimit
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -32,14 +44,15 @@ type session struct {
 	wmu sync.Mutex // one packet at a time on the stream
 	pid uint16     // next pid of a hub request, under wmu
 
-	mu        sync.Mutex
-	live      Live
-	announce  uint16            // pid of the announce, answered by the reply
-	announced bool              // the announce reply was sent
-	listKey   string            // the appliance list last sent
-	sent      map[uint64][]byte // asset id → the upsert body last sent
-	targets   map[uint64]ingest.Target
-	lastInfo  time.Time
+	mu          sync.Mutex
+	infoPending map[uint16]bool // pids of info requests not answered yet
+	live        Live
+	announce    uint16            // pid of the announce, answered by the reply
+	announced   bool              // the announce reply was sent
+	listKey     string            // the appliance list last sent
+	sent        map[uint64][]byte // asset id → the upsert body last sent
+	targets     map[uint64]ingest.Target
+	lastInfo    time.Time
 }
 
 func newSession(s *Server, conn *tls.Conn, app state.Appliance, announcePID uint16, remote string, infraSonar bool, now time.Time) *session {
@@ -48,8 +61,8 @@ func newSession(s *Server, conn *tls.Conn, app state.Appliance, announcePID uint
 		log:    s.log.With("appliance_id", app.ID, "remote", remote),
 		closed: make(chan struct{}),
 		live:   Live{ConnectedSince: now, RemoteAddr: remote},
-		sent:   map[uint64][]byte{}, targets: map[uint64]ingest.Target{},
-		lastInfo: now,
+		sent:   map[uint64][]byte{}, targets: map[uint64]ingest.Target{}, infoPending: map[uint16]bool{},
+		lastInfo: now, logs: newRateLimit(20, time.Minute),
 	}
 }
 
@@ -85,6 +98,16 @@ func (ss *session) write(p wire.Packet, request bool) error {
 	return wire.WritePacket(ss.conn, p)
 }
 
+// writePID sends one packet with the pid it already has.
+func (ss *session) writePID(p wire.Packet) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	if err := ss.conn.SetWriteDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	return wire.WritePacket(ss.conn, p)
+}
+
 // push sends the appliance its assets: the announce reply the first time,
 // the whole list when the container's appliances changed, and upserts and
 // unsets for what changed otherwise.
@@ -101,7 +124,10 @@ func (ss *session) push(zones []wire.ApplianceZone, listKey string, assets []wir
 	first, listChanged := !ss.announced, ss.listKey != listKey
 	prev := ss.sent
 	ss.announced, ss.listKey, ss.sent = true, listKey, bodies
+	// Check ids resolve again against the new plan.
+	clear(ss.targets)
 	ss.mu.Unlock()
+	ss.srv.markServed(ss.app.ID, prev, bodies)
 	switch {
 	case first:
 		body, err := wire.MarshalAnnounceReply(wire.AnnounceReply{ApplianceID: uint64(ss.app.ID), Appliances: zones, Assets: assets}) // #nosec G115 -- ids are positive
@@ -195,7 +221,8 @@ func (ss *session) run(ctx context.Context) {
 		// commit for many results while a buffer replays.
 		batch = append(batch[:0], p)
 		var other *wire.Packet
-		for len(batch) < maxBatch && br.Buffered() > 0 {
+		size := len(p.Body)
+		for len(batch) < maxBatch && size < maxBatchBytes && br.Buffered() > 0 {
 			q, ok := read()
 			if !ok {
 				return
@@ -205,6 +232,7 @@ func (ss *session) run(ctx context.Context) {
 				break
 			}
 			batch = append(batch, q)
+			size += len(q.Body)
 		}
 		if err := ss.data(ctx, batch); err != nil {
 			ss.log.Warn("closing the appliance's stream", "err", err)
@@ -219,8 +247,11 @@ func (ss *session) run(ctx context.Context) {
 	}
 }
 
-// maxBatch bounds the data packets stored in one commit.
-const maxBatch = 256
+// maxBatch and maxBatchBytes bound the data packets stored in one commit.
+const (
+	maxBatch      = 256
+	maxBatchBytes = 4 << 20
+)
 
 // data stores a batch of data packets and answers each, in one write.
 func (ss *session) data(ctx context.Context, batch []wire.Packet) error {
@@ -230,7 +261,7 @@ func (ss *session) data(ctx context.Context, batch []wire.Packet) error {
 	ss.mu.Unlock()
 	var out []byte
 	for _, a := range answers {
-		if a.Type == wire.TypeError {
+		if a.Type == wire.TypeError && ss.logs.allow() {
 			msg, _ := wire.UnmarshalErrorBody(a.Body)
 			ss.log.Info("refused check data", "reason", msg)
 		}
@@ -259,9 +290,21 @@ func (ss *session) handle(ctx context.Context, p wire.Packet) error {
 	case wire.TypeData:
 		return ss.data(ctx, []wire.Packet{p})
 	case wire.TypeInfoReply:
+		ss.mu.Lock()
+		asked := ss.infoPending[p.PID]
+		delete(ss.infoPending, p.PID)
+		ss.mu.Unlock()
+		if !asked {
+			return nil // an answer nobody asked for costs nothing
+		}
 		info, err := wire.UnmarshalInfoReply(p.Body)
 		if err != nil {
 			return err
+		}
+		if ss.infraSonar {
+			if _, err := ss.srv.authToken(ctx, ss.token.Reveal()); err != nil {
+				return fmt.Errorf("the appliance's token is no longer valid: %w", err)
+			}
 		}
 		now := ss.srv.cfg.Now()
 		ss.mu.Lock()
@@ -279,14 +322,24 @@ func (ss *session) handle(ctx context.Context, p wire.Packet) error {
 		}
 		ss.lastInfo = now
 		ss.mu.Unlock()
-		return ss.srv.cfg.State.TouchAppliance(ctx, ss.app.ID, now)
+		if err := ss.srv.cfg.State.TouchAppliance(ctx, ss.app.ID, now); err != nil {
+			if errors.Is(err, state.ErrNotFound) {
+				return errors.New("the appliance was revoked")
+			}
+			return err
+		}
+		return nil
 	case wire.TypeAuditLog:
 		l, err := wire.UnmarshalAuditLog(p.Body)
 		if err != nil {
 			return err
 		}
-		ss.log.Info("appliance audit log", "event_id", l.EventID, "message", l.Message)
+		if ss.logs.allow() {
+			ss.log.Info("appliance audit log", "event_id", l.EventID, "message", shorten(l.Message))
+		}
 		return nil
+	case wire.TypeRenew:
+		return ss.srv.renew(ctx, ss, p)
 	case wire.TypeOK, wire.TypeError:
 		return nil // answers to the hub's pushes
 	}
@@ -298,7 +351,17 @@ func (ss *session) heartbeat(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	ask := func() bool {
-		if err := ss.write(wire.Packet{Type: wire.TypeInfo, Body: wire.EmptyBody}, true); err != nil {
+		ss.wmu.Lock()
+		ss.pid++
+		pid := ss.pid
+		ss.wmu.Unlock()
+		ss.mu.Lock()
+		if len(ss.infoPending) > 8 {
+			clear(ss.infoPending) // an appliance that never answers
+		}
+		ss.infoPending[pid] = true
+		ss.mu.Unlock()
+		if err := ss.writePID(wire.Packet{PID: pid, Type: wire.TypeInfo, Body: wire.EmptyBody}); err != nil {
 			ss.close()
 			return false
 		}
@@ -326,26 +389,30 @@ func (ss *session) heartbeat(ctx context.Context, every time.Duration) {
 // check must belong to the asset, and the asset to the appliance's
 // container.
 func (ss *session) target(ctx context.Context, assetID, checkID uint64) (ingest.Target, error) {
+	notServed := &refusal{msg: fmt.Sprintf("check %d of asset %d is not served by this appliance", checkID, assetID)}
+	if !ss.srv.serves(ss.app.ID, assetID) {
+		return ingest.Target{}, notServed
+	}
 	ss.mu.Lock()
 	t, ok := ss.targets[checkID]
 	ss.mu.Unlock()
 	if !ok {
 		asset, collector, check, err := ss.srv.cfg.State.CheckByID(ctx, int64(checkID)) // #nosec G115 -- an unknown id is not found
 		if errors.Is(err, state.ErrNotFound) {
-			return t, &refusal{msg: fmt.Sprintf("check %d does not exist (any more)", checkID)}
+			return t, notServed
 		}
 		if err != nil {
 			return t, err
 		}
 		a, err := ss.srv.cfg.State.Asset(ctx, asset)
 		if errors.Is(err, state.ErrNotFound) {
-			return t, &refusal{msg: fmt.Sprintf("asset %d does not exist (any more)", asset)}
+			return t, notServed
 		}
 		if err != nil {
 			return t, err
 		}
 		if a.ContainerID != ss.app.ContainerID {
-			return t, &refusal{msg: fmt.Sprintf("check %d is not in this appliance's container", checkID)}
+			return t, notServed
 		}
 		t = ingest.Target{ContainerID: a.ContainerID, AssetID: a.ID, AssetName: a.Name, Collector: collector, Check: check}
 		ss.mu.Lock()
@@ -356,7 +423,7 @@ func (ss *session) target(ctx context.Context, assetID, checkID uint64) (ingest.
 		ss.mu.Unlock()
 	}
 	if uint64(t.AssetID) != assetID { // #nosec G115 -- ids are positive
-		return t, &refusal{msg: fmt.Sprintf("check %d belongs to asset %d, not %d", checkID, t.AssetID, assetID)}
+		return t, notServed
 	}
 	return t, nil
 }
@@ -370,6 +437,9 @@ type failLimiter struct {
 	mu     sync.Mutex
 	fails  map[string][]time.Time
 }
+
+// maxTracked bounds the addresses a failLimiter remembers.
+const maxTracked = 100000
 
 func newFailLimiter(max int, window time.Duration, now func() time.Time) *failLimiter {
 	return &failLimiter{max: max, window: window, now: now, fails: map[string][]time.Time{}}
@@ -401,8 +471,48 @@ func (f *failLimiter) fail(host string) {
 	defer f.mu.Unlock()
 	now := f.now()
 	ts := f.prune(host, now)
-	if len(f.fails) > 100000 {
-		clear(f.fails) // a flood of addresses: forget rather than grow
+	if ts == nil && len(f.fails) >= maxTracked {
+		// A flood of addresses: drop the expired ones; if that is not
+		// enough, stop tracking new addresses rather than forget the
+		// ones already blocked.
+		for h := range f.fails {
+			f.prune(h, now)
+		}
+		if len(f.fails) >= maxTracked {
+			return
+		}
 	}
 	f.fails[host] = append(ts, now)
+}
+
+// rateLimit allows n events per window (a simple fixed window).
+type rateLimit struct {
+	mu     sync.Mutex
+	n      int
+	window time.Duration
+	start  time.Time
+	count  int
+}
+
+func newRateLimit(n int, window time.Duration) *rateLimit {
+	return &rateLimit{n: n, window: window}
+}
+
+func (r *rateLimit) allow() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if now.Sub(r.start) > r.window {
+		r.start, r.count = now, 0
+	}
+	r.count++
+	return r.count <= r.n
+}
+
+// shorten keeps what an appliance says readable in one log line.
+func shorten(s string) string {
+	if len(s) > 500 {
+		s = s[:500] + "…"
+	}
+	return s
 }

@@ -15,9 +15,39 @@ const (
 	// TypeEnroll is appliance → hub: [token, name, zone, csr (binary, DER)].
 	TypeEnroll Type = 0x10
 	// TypeEnrollReply is hub → appliance: [appliance_id, certificate
-	// (binary, DER), CA certificate (binary, DER)].
+	// (binary, DER), CA certificate (binary, DER)]. It also answers
+	// TypeRenew.
 	TypeEnrollReply Type = 0x90
+	// TypeRenew is appliance → hub on a mutual-TLS stream, before its
+	// certificate expires: [csr (binary, DER)] for a new key.
+	TypeRenew Type = 0x11
 )
+
+// MarshalRenew encodes a renew body.
+func MarshalRenew(csr []byte) ([]byte, error) {
+	if len(csr) == 0 || len(csr) > maxCSR {
+		return nil, shape{"renew"}.errf("", "%s must hold 1 to %d bytes, got %d", elemName(0, "csr"), maxCSR, len(csr))
+	}
+	return AppendBytes(AppendArrayHeader(make([]byte, 0, 8+len(csr)), 1), csr), nil
+}
+
+// UnmarshalRenew decodes a renew body.
+func UnmarshalRenew(body []byte) ([]byte, error) {
+	s := shape{"renew"}
+	v, err := s.decode(body)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.tuple("", v, 1, 1, "[csr]")
+	if err != nil {
+		return nil, err
+	}
+	csr, ok := a[0].([]byte)
+	if !ok || len(csr) == 0 || len(csr) > maxCSR {
+		return nil, s.errf("", "%s must be binary data of 1 to %d bytes, got %s", elemName(0, "csr"), maxCSR, describeValue(a[0]))
+	}
+	return csr, nil
+}
 
 // Enroll is the body of TypeEnroll.
 type Enroll struct {

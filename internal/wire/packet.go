@@ -62,6 +62,8 @@ func (t Type) String() string {
 		return "enroll"
 	case TypeEnrollReply:
 		return "enroll reply"
+	case TypeRenew:
+		return "renew"
 	}
 	return "Type(0x" + hex2(uint8(t)) + ")"
 }

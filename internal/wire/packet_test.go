@@ -263,7 +263,7 @@ func TestTypeString(t *testing.T) {
 		TypeData: "data", TypeAnnounce: "announce", TypeSetAssets: "set assets", TypeInfo: "info",
 		TypeUpsertAsset: "upsert asset", TypeUnsetAssets: "unset assets", TypeAuditLog: "audit log",
 		TypeAnnounceReply: "announce reply", TypeInfoReply: "info reply", TypeError: "error", TypeOK: "ok",
-		TypeEnroll: "enroll", TypeEnrollReply: "enroll reply", Type(0x42): "Type(0x42)", Type(0xff): "Type(0xff)",
+		TypeEnroll: "enroll", TypeEnrollReply: "enroll reply", TypeRenew: "renew", Type(0x42): "Type(0x42)", Type(0xff): "Type(0xff)",
 	} {
 		if got := tp.String(); got != want {
 			t.Errorf("Type(%#x).String() = %q, want %q", uint8(tp), got, want)
