@@ -27,7 +27,7 @@ const usage = `sonde-appliance — Sonde's monitoring appliance
 Usage:
   sonde-appliance run   --hub HOST:PORT --ca FILE --name NAME [--token-file FILE] [--zone Z] [--data DIR]
                         connect out to the hub (enrolling with the token the first time) and run the checks
-  sonde-appliance vault set|list|rm|rotate|rekey ...
+  sonde-appliance vault set|list|hosts|rm|rotate|rekey ...
                         manage the credentials the probes use (values never leave the appliance)
   sonde-appliance version
 

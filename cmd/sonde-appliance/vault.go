@@ -25,10 +25,15 @@ Manages the credentials the appliance's checks refer to by name. They are
 sealed on this appliance and never sent to the hub.
 
 Commands:
-  set NAME [--username U] [--kind K]
+  set NAME [--username U] [--kind K] [--hosts LIST]
         add a credential, or replace the one called NAME; the value is read
-        from standard input
-  list  name, kind, user name, created and last rotated (never values)
+        from standard input. --hosts sets the hosts it may be sent to (see
+        below); without it a replaced credential keeps its hosts and a new
+        one has none
+  hosts NAME LIST
+        set the hosts credential NAME may be sent to, replacing its list;
+        hosts NAME "" removes them all
+  list  name, kind, user name, created, last rotated and hosts (never values)
   rm NAME
         remove a credential
   rotate NAME
@@ -44,14 +49,32 @@ Flags of every command:
 
 Values are never taken from the command line, where shell history and the
 process list would keep them. Pipe them in:
-  sonde-appliance vault set core-switches --kind snmp-community < community.txt
+  sonde-appliance vault set core-switches --kind snmp-community --hosts 10.1.0.0/16 < community.txt
 One trailing line break is removed; an empty value is refused. Typed on a
 terminal, the value IS ECHOED (one line, ended with Enter): prefer a pipe or
 a file when someone may be watching the screen.
 
+Hosts. A check's configuration comes from the hub and says where to send a
+credential; the probes send one only to the hosts its vault entry lists, so
+that whoever configures checks on the hub cannot have it sent elsewhere. A
+credential without hosts is sent nowhere. LIST is comma-separated, at most
+64 of:
+  10.0.0.5, 2001:db8::5       an IP address
+  10.0.0.0/8, 2001:db8::/32   a network (CIDR)
+  switch1.corp                exactly this host name, at whatever address it
+                              resolves to
+  *.corp                      any name under corp (not corp itself)
+e.g. sonde-appliance vault hosts core-switches 10.1.0.0/16,*.sw.corp
+A check whose address is a name not listed may still reach the credential's
+devices by address: the address it resolves to is checked against the
+addresses and networks of the list. 0.0.0.0/0 and ::/0 permit every address.
+
 Kinds: password (the default), token, snmp-community, snmpv3-auth,
-snmpv3-priv. Names: 1 to 64 characters from A-Z a-z 0-9 . _ -, starting
-with a letter or a digit.
+snmpv3-priv. A probe takes only its own kinds: the http probe a password
+(auth basic) or a token or password (auth bearer); the snmp probe an
+snmp-community (v2c), an snmpv3-auth (v3 credential) and an snmpv3-priv
+(v3 privCredential). Names: 1 to 64 characters from A-Z a-z 0-9 . _ -,
+starting with a letter or a digit.
 
 Run it as the appliance's user (e.g. sudo -u sonde sonde-appliance vault …),
 so the appliance can still read what it writes. The running appliance picks
@@ -91,10 +114,15 @@ func vaultMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	switch c.name {
 	case "set":
 		var username, kind string
+		var hosts hostsFlag
 		fs.StringVar(&username, "username", "", "user name")
 		fs.StringVar(&kind, "kind", vault.KindPassword, "kind of credential")
-		run = func(ctx context.Context) error { return c.set(ctx, username, kind) }
+		fs.Var(&hosts, "hosts", "comma-separated hosts the credential may be sent to")
+		run = func(ctx context.Context) error { return c.set(ctx, username, kind, hosts) }
 		positional = 1
+	case "hosts":
+		run = c.hosts
+		positional = 2
 	case "list":
 		run = c.list
 	case "rm":
@@ -124,6 +152,10 @@ func vaultMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return c.usage("takes no arguments besides flags")
 		case len(pos) == 0:
 			return c.usage("needs the credential's NAME")
+		case c.name == "hosts" && len(pos) == 1:
+			return c.usage(`needs the LIST of hosts after the NAME (comma-separated, e.g. 10.0.0.0/8,*.corp; "" removes them all)`)
+		case c.name == "hosts":
+			return c.usage("takes a NAME and one LIST; separate the hosts with commas and no spaces, or quote the list")
 		case c.name == "set" || c.name == "rotate":
 			// Never echo the extra arguments: one may be the value.
 			return c.usage("takes one NAME; the value is read from standard input, never from the command line")
@@ -132,7 +164,7 @@ func vaultMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 	c.args = pos
-	if positional == 1 {
+	if positional >= 1 {
 		if err := vault.ValidateName(pos[0]); err != nil {
 			return c.usage("%v", err)
 		}
@@ -178,10 +210,52 @@ func (c *vaultCmd) open(mustExist bool) (*vault.Vault, error) {
 	})
 }
 
-func (c *vaultCmd) set(ctx context.Context, username, kind string) error {
+// hostsFlag is --hosts: a comma-separated list, and whether it was given.
+type hostsFlag struct {
+	given bool
+	list  string
+}
+
+func (h *hostsFlag) String() string { return h.list }
+
+func (h *hostsFlag) Set(s string) error {
+	h.given, h.list = true, s
+	return nil
+}
+
+// splitHosts splits a comma-separated list of host patterns, dropping
+// spaces around them and empty items; "" is no hosts.
+func splitHosts(list string) []string {
+	var out []string
+	for h := range strings.SplitSeq(list, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// noHostsNote tells the operator that a credential is not usable yet.
+func (c *vaultCmd) noHostsNote(name string) {
+	fmt.Fprintf(c.stderr, "note: credential %s has no hosts, so no probe will send it anywhere; set them with \"sonde-appliance vault hosts %s LIST\" (e.g. 10.0.0.0/8,*.corp)\n", name, name)
+}
+
+func (c *vaultCmd) set(ctx context.Context, username, kind string, hostsArg hostsFlag) error {
 	name := c.args[0]
 	if !validKind(kind) {
 		return fmt.Errorf("unknown kind %q: use one of %s", kind, strings.Join(vault.Kinds(), ", "))
+	}
+	var hosts []string
+	if hostsArg.given {
+		hosts = splitHosts(hostsArg.list)
+		if len(hosts) == 0 {
+			return fmt.Errorf(`--hosts is empty; to remove every host of credential %s, run: sonde-appliance vault hosts %s ""`, name, name)
+		}
+		// Refuse a bad list before asking for a value that would go nowhere.
+		var err error
+		if hosts, err = vault.ValidateHosts(hosts); err != nil {
+			return err
+		}
 	}
 	v, err := c.open(false)
 	if err != nil {
@@ -192,14 +266,48 @@ func (c *vaultCmd) set(ctx context.Context, username, kind string) error {
 	if err != nil {
 		return err
 	}
-	if err := v.Set(name, username, value, kind); err != nil {
+	if err := v.Set(name, username, value, kind, hosts...); err != nil {
 		return err
 	}
 	verb := "replaced"
 	if errors.Is(lookupErr, probe.ErrNoCredential) {
 		verb = "added"
 	}
-	fmt.Fprintf(c.stdout, "%s credential %s (%s) in %s\n", verb, name, kind, v.Path())
+	cr, err := v.Credential(name)
+	if err != nil {
+		return err
+	}
+	if len(cr.Hosts) == 0 {
+		fmt.Fprintf(c.stdout, "%s credential %s (%s) in %s; hosts: none\n", verb, name, kind, v.Path())
+		c.noHostsNote(name)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "%s credential %s (%s) in %s; hosts: %s\n", verb, name, kind, v.Path(), strings.Join(cr.Hosts, ", "))
+	return nil
+}
+
+func (c *vaultCmd) hosts(context.Context) error {
+	name := c.args[0]
+	hosts, err := vault.ValidateHosts(splitHosts(c.args[1]))
+	if err != nil {
+		return err
+	}
+	v, err := c.open(true)
+	if err != nil {
+		return err
+	}
+	if err := v.SetHosts(name, hosts); err != nil {
+		if errors.Is(err, probe.ErrNoCredential) {
+			return fmt.Errorf("%w (add it with \"vault set %s\")", err, name)
+		}
+		return err
+	}
+	if len(hosts) == 0 {
+		fmt.Fprintf(c.stdout, "removed every host of credential %s in %s\n", name, v.Path())
+		c.noHostsNote(name)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "credential %s in %s may now be sent to %s\n", name, v.Path(), strings.Join(hosts, ", "))
 	return nil
 }
 
@@ -223,14 +331,18 @@ func (c *vaultCmd) list(context.Context) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tUSERNAME\tCREATED\tLAST ROTATED")
+	fmt.Fprintln(tw, "NAME\tKIND\tUSERNAME\tCREATED\tLAST ROTATED\tHOSTS")
 	for _, e := range entries {
 		user := e.Username
 		if user == "" {
 			user = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Kind, user,
-			e.Created.UTC().Format(time.RFC3339), e.Rotated.UTC().Format(time.RFC3339))
+		hosts := strings.Join(e.Hosts, ",")
+		if hosts == "" {
+			hosts = "none (sent nowhere)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Kind, user,
+			e.Created.UTC().Format(time.RFC3339), e.Rotated.UTC().Format(time.RFC3339), hosts)
 	}
 	return tw.Flush()
 }

@@ -87,8 +87,10 @@ func TestVaultCLI(t *testing.T) {
 	}{
 		{"list before the vault exists", "", with("list"), 1, nil, []string{"does not exist"}},
 		{"set from stdin", webValue + "\n", with("set", "web", "--username", "admin"), 0,
-			[]string{"added credential web (password)"}, nil},
-		{"set with flags first", snmpValue, []string{"set", "--data", dir, "--kind", "snmp-community", "core-switches"}, 0, nil, nil},
+			[]string{"added credential web (password)", "hosts: none"},
+			[]string{`note: credential web has no hosts, so no probe will send it anywhere; set them with "sonde-appliance vault hosts web LIST"`}},
+		{"set with flags first and hosts", snmpValue, []string{"set", "--data", dir, "--kind", "snmp-community", "--hosts", "10.1.0.0/16, Core.Corp.", "core-switches"}, 0,
+			[]string{"added credential core-switches (snmp-community)", "hosts: 10.1.0.0/16, core.corp"}, nil},
 		{"empty value", "", with("set", "empty"), 1, nil, []string{"refusing an empty value"}},
 		{"only a newline", "\n", with("set", "empty"), 1, nil, []string{"refusing an empty value"}},
 		{"two lines", "a\nb\n", with("set", "empty"), 1, nil, []string{"line break"}},
@@ -96,11 +98,26 @@ func TestVaultCLI(t *testing.T) {
 		{"bad name", "x", with("set", "-x-"), 2, nil, nil},
 		{"bad name chars", "x", with("set", "a/b"), 2, nil, []string{"only A-Z"}},
 		{"bad kind", "x", with("set", "x", "--kind", "ssh"), 1, nil, []string{`unknown kind "ssh"`}},
+		{"bad hosts", "x", with("set", "x", "--hosts", "10.0.0.1,10.1.2.3/8"), 1, nil,
+			[]string{`invalid host pattern "10.1.2.3/8": bits are set beyond the /8 prefix; did you mean 10.0.0.0/8?`}},
+		{"empty hosts", "x", with("set", "x", "--hosts", ""), 1, nil,
+			[]string{`--hosts is empty; to remove every host of credential x, run: sonde-appliance vault hosts x ""`}},
 		{"no name", "x", with("set"), 2, nil, []string{"needs the credential's NAME"}},
 		{"unknown flag", "x", with("set", "x", "--value="+argValue), 2, nil, []string{"flag provided but not defined: -value"}},
 		{"list", "", with("list"), 0,
-			[]string{"NAME", "LAST ROTATED", "core-switches  snmp-community  -", "web            password        admin"}, nil},
-		{"replace", webValue, with("set", "web", "--username", "admin"), 0, []string{"replaced credential web"}, nil},
+			[]string{"NAME", "LAST ROTATED", "HOSTS", "core-switches  snmp-community  -", "web            password        admin",
+				"  10.1.0.0/16,core.corp\n", "  none (sent nowhere)\n"}, nil},
+		{"hosts", "", with("hosts", "web", "192.0.2.0/24,*.Corp"), 0, []string{"credential web in ", "may now be sent to 192.0.2.0/24, *.corp"}, nil},
+		{"replace keeps the hosts", webValue, with("set", "web", "--username", "admin"), 0,
+			[]string{"replaced credential web", "hosts: 192.0.2.0/24, *.corp"}, nil},
+		{"hosts without a list", "", with("hosts", "web"), 2, nil, []string{"needs the LIST of hosts"}},
+		{"hosts with spaces", "", with("hosts", "web", "10.0.0.1,", "10.0.0.2"), 2, nil, []string{"takes a NAME and one LIST"}},
+		{"hosts without a name", "", with("hosts"), 2, nil, []string{"needs the credential's NAME"}},
+		{"hosts of an unknown credential", "", with("hosts", "nope", "10.0.0.1"), 1, nil, []string{"no such credential", "vault set nope"}},
+		{"hosts not a pattern", "", with("hosts", "web", "a b"), 1, nil, []string{`invalid host pattern "a b"`}},
+		{"hosts removed", "", with("hosts", "core-switches", ""), 0, []string{"removed every host of credential core-switches"},
+			[]string{"note: credential core-switches has no hosts"}},
+		{"replace", webValue, with("set", "web", "--username", "admin", "--hosts", "web.corp"), 0, []string{"replaced credential web", "hosts: web.corp"}, nil},
 		{"rotate", webRotated + "\r\n", with("rotate", "web"), 0, []string{"rotated credential web"}, nil},
 		{"rotate unknown", webRotated, with("rotate", "nope"), 1, nil, []string{"no such credential", `vault set nope`}},
 		{"rotate empty", "", with("rotate", "web"), 1, nil, []string{"refusing an empty value"}},
@@ -109,7 +126,7 @@ func TestVaultCLI(t *testing.T) {
 		{"list args", "", with("list", "extra"), 2, nil, []string{"takes no arguments"}},
 		{"unknown command", "", with("show"), 2, nil, []string{`unknown command "show"`}},
 		{"rekey needs a target", "", with("rekey"), 1, nil, []string{"exactly one of"}},
-		{"help", "", []string{"help"}, 0, []string{"IS ECHOED", "standard input", "never values"}, nil},
+		{"help", "", []string{"help"}, 0, []string{"IS ECHOED", "standard input", "never values", "hosts NAME LIST", "*.corp"}, nil},
 		{"no command", "", nil, 2, nil, []string{"usage: sonde-appliance vault"}},
 	}
 	for _, st := range steps {
@@ -136,6 +153,12 @@ func TestVaultCLI(t *testing.T) {
 	c, err := v.Credential("web")
 	if err != nil || c.Username != "admin" || c.Secret.Reveal() != webRotated {
 		t.Errorf("web = %q/%v, %v; want the rotated value without its line break", c.Username, c.Secret.Reveal() == webRotated, err)
+	}
+	if c.Kind != vault.KindPassword || len(c.Hosts) != 1 || c.Hosts[0] != "web.corp" {
+		t.Errorf("web is a %q with hosts %q, want a password for web.corp", c.Kind, c.Hosts)
+	}
+	if _, err := v.Credential("x"); err == nil {
+		t.Error("a set refused for its hosts stored the credential")
 	}
 	if got := len(v.List()); got != 1 {
 		t.Errorf("%d credentials, want 1", got)

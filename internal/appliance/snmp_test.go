@@ -1,11 +1,15 @@
 package appliance
 
 import (
+	"encoding/pem"
 	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,13 +34,13 @@ func TestSNMPWithVaultCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Set("switch-v2", "", secret.New(agent.Community), vault.KindSNMPCommunity); err != nil {
+	if err := v.Set("switch-v2", "", secret.New(agent.Community), vault.KindSNMPCommunity, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Set("switch-v3", agent.V3User.Name, secret.New(agent.V3User.AuthPass), vault.KindSNMPv3Auth); err != nil {
+	if err := v.Set("switch-v3", agent.V3User.Name, secret.New(agent.V3User.AuthPass), vault.KindSNMPv3Auth, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Set("switch-v3-priv", agent.V3User.Name, secret.New(agent.V3User.PrivPass), vault.KindSNMPv3Priv); err != nil {
+	if err := v.Set("switch-v3-priv", agent.V3User.Name, secret.New(agent.V3User.PrivPass), vault.KindSNMPv3Priv, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	logs := &testutil.SyncBuffer{}
@@ -77,6 +81,38 @@ func TestSNMPWithVaultCredentials(t *testing.T) {
 	r.hub.Must(200, "GET", fmt.Sprintf("/api/v1/asset/%d/collector/snmp/check/system", ids["v3"]), nil, &sys)
 	if len(sys.Data["system"]) != 1 || sys.Data["system"][0]["sysName"] == "" {
 		t.Errorf("system result: %+v", sys.Data)
+	}
+
+	// Whoever configures checks on the hub cannot send a credential
+	// elsewhere: an http check aimed at a server of theirs with the SNMP
+	// community gets nothing from the appliance.
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			hits.Add(1)
+		}
+	}))
+	defer srv.Close()
+	var thief struct {
+		AssetID int64 `json:"assetId"`
+	}
+	r.hub.Must(201, "POST", "/api/v1/container/1/asset", map[string]string{"name": "exfiltration"}, &thief)
+	r.hub.Must(204, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/http", thief.AssetID), map[string]any{
+		"config": map[string]any{"url": srv.URL + "/", "credential": "switch-v2",
+			"ca": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))},
+		"checks": map[string]any{"http": map[string]any{"interval": 5}},
+	}, nil)
+	var res struct {
+		Error *struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	testutil.WaitFor(t, "the refused http check", 30*time.Second, func() bool {
+		code, _ := r.hub.Call("GET", fmt.Sprintf("/api/v1/asset/%d/collector/http/check/http", thief.AssetID), nil, &res)
+		return code == 200 && res.Error != nil
+	})
+	if !strings.Contains(res.Error.Message, "snmp-community") || hits.Load() != 0 {
+		t.Errorf("the http check with an SNMP credential: %q, %d requests with credentials", res.Error.Message, hits.Load())
 	}
 
 	secrets := []string{agent.Community, agent.V3User.AuthPass, agent.V3User.PrivPass, r.token}

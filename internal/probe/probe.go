@@ -1,6 +1,10 @@
 // Package probe holds what every agentless probe shares: the target a
 // probe runs against, the credentials it may look up, the result it returns
-// and strict decoding of its configuration. The probes themselves live in
+// and strict decoding of its configuration. A probe that sends a credential
+// first checks, with CheckCredential, that the credential is of a kind it
+// takes and that its hosts (which only the appliance's operator sets)
+// permit where it is going: a check's configuration comes from the hub and
+// must not be able to send a credential anywhere else. The probes themselves live in
 // the sub-packages (icmp, tcp, http, tls, dns, snmp); the appliance keeps
 // the explicit registry that maps collector and check keys to them.
 package probe
@@ -11,7 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,9 +44,18 @@ type Target struct {
 
 // Credential is one entry of the appliance's vault.
 type Credential struct {
-	Name     string
+	Name string
+	// Kind says what the secret is (KindPassword, KindSNMPCommunity, …).
+	// A probe takes only the kinds it can send the way they are meant to
+	// be sent: CheckCredential refuses the others.
+	Kind     string
 	Username string
 	Secret   secret.Secret
+	// Hosts are the hosts the credential may be sent to, as the vault
+	// stores them (see ParseHostPattern). Only the appliance's operator
+	// sets them; a check's configuration, which the hub sends, cannot
+	// widen them. A credential without hosts may be sent nowhere.
+	Hosts []string
 }
 
 // Credentials looks up vault entries by name. An unknown name returns an
@@ -124,4 +139,325 @@ func jsonNames(dst any) map[string]bool {
 		names[name] = true
 	}
 	return names
+}
+
+// The kinds of credential. The vault's constants of the same names are
+// these; they live here so that probes can name the kinds they take
+// without importing the vault.
+const (
+	// KindPassword is a password, with the user name it belongs to.
+	KindPassword = "password"
+	// KindToken is a bearer token or API key.
+	KindToken = "token"
+	// KindSNMPCommunity is an SNMP v1/v2c community string.
+	KindSNMPCommunity = "snmp-community"
+	// KindSNMPv3Auth is an SNMPv3 authentication passphrase; the user name
+	// is the USM security name.
+	KindSNMPv3Auth = "snmpv3-auth"
+	// KindSNMPv3Priv is an SNMPv3 privacy passphrase.
+	KindSNMPv3Priv = "snmpv3-priv"
+)
+
+// Limits on a credential's hosts.
+const (
+	// MaxHosts is how many host patterns a credential may have.
+	MaxHosts = 64
+	// MaxHostPatternLen is the longest host pattern: "*." and a
+	// 253-character name.
+	MaxHostPatternLen = 255
+)
+
+// ErrCredentialNotPermitted is wrapped by CheckCredential's errors: the
+// credential is of a kind the probe does not take, has no hosts, or may not
+// be sent to the host the probe would send it to.
+var ErrCredentialNotPermitted = errors.New("credential not permitted")
+
+// notPermitted is an error wrapping ErrCredentialNotPermitted whose message
+// is only its own (no ": credential not permitted" suffix).
+type notPermitted struct{ msg string }
+
+func (e *notPermitted) Error() string { return e.msg }
+func (e *notPermitted) Unwrap() error { return ErrCredentialNotPermitted }
+
+func notPermittedf(format string, args ...any) error {
+	return &notPermitted{msg: fmt.Sprintf(format, args...)}
+}
+
+// HostPattern is one of the hosts a credential may be sent to:
+//
+//	10.0.0.5, 2001:db8::5       one IP address (no zone, IPv4 written as IPv4)
+//	10.0.0.0/8, 2001:db8::/32   a network (CIDR), with no bits set beyond
+//	                            the prefix
+//	switch1.corp                exactly this host name (case-insensitive, a
+//	                            trailing dot ignored), whatever addresses it
+//	                            resolves to
+//	*.corp                      any name under corp (a.corp, a.b.corp), not
+//	                            corp itself
+//
+// An address or a network is matched against the address a probe is about
+// to contact; a name pattern against the name the probe was configured
+// with, and then every address that name resolves to is permitted (the
+// operator trusts the DNS for the names they list). A name that no name
+// pattern matches may still be contacted at an address an address pattern
+// matches. "0.0.0.0/0" and "::/0" permit every address; "*" alone is
+// refused.
+type HostPattern struct {
+	prefix   netip.Prefix // an address or a network; invalid for a name
+	name     string       // an exact name, or a wildcard's domain
+	wildcard bool
+}
+
+// ParseHostPattern parses one host pattern; String gives it back in its
+// canonical form (names in lower case without a trailing dot).
+func ParseHostPattern(s string) (HostPattern, error) {
+	switch {
+	case s == "":
+		return HostPattern{}, errors.New("host pattern: empty")
+	case len(s) > MaxHostPatternLen:
+		return HostPattern{}, fmt.Errorf("host pattern %.40q…: longer than %d characters", s, MaxHostPatternLen)
+	case s == "*" || s == "*.":
+		return HostPattern{}, fmt.Errorf(`host pattern %q: "*" alone is not allowed; name the domain ("*.corp") or give networks (0.0.0.0/0 and ::/0 permit every address)`, s)
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return HostPattern{}, fmt.Errorf("host pattern %q: not a valid network (CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32)", s)
+		}
+		if p.Addr().Is4In6() {
+			return HostPattern{}, fmt.Errorf("host pattern %q: write an IPv4 network as IPv4 (e.g. 10.0.0.0/8)", s)
+		}
+		if m := p.Masked(); m != p {
+			return HostPattern{}, fmt.Errorf("host pattern %q: bits are set beyond the /%d prefix; did you mean %s?", s, p.Bits(), m)
+		}
+		return HostPattern{prefix: p}, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		switch {
+		case a.Zone() != "":
+			return HostPattern{}, fmt.Errorf("host pattern %q: an address with a zone is not allowed; give it without %%%s", s, a.Zone())
+		case a.Is4In6():
+			return HostPattern{}, fmt.Errorf("host pattern %q: write an IPv4 address as IPv4 (%s)", s, a.Unmap())
+		}
+		return HostPattern{prefix: netip.PrefixFrom(a, a.BitLen())}, nil
+	}
+	name, wildcard := strings.CutPrefix(s, "*.")
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if err := checkHostName(name); err != nil {
+		return HostPattern{}, fmt.Errorf("host pattern %q: %v", s, err)
+	}
+	return HostPattern{name: name, wildcard: wildcard}, nil
+}
+
+// checkHostName reports whether name (lower case, without a trailing dot)
+// is a syntactically valid host name.
+func checkHostName(name string) error {
+	const what = "not an IP address, a network (CIDR), a host name or *.name"
+	if name == "" || len(name) > 253 {
+		return errors.New(what)
+	}
+	labels := strings.Split(name, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return errors.New(what)
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return errors.New(what)
+			}
+		}
+	}
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return errors.New("looks like an IP address but is not a valid one")
+	}
+	return nil
+}
+
+// String returns the pattern in its canonical form.
+func (p HostPattern) String() string {
+	switch {
+	case p.prefix.IsValid() && p.prefix.IsSingleIP():
+		return p.prefix.Addr().String()
+	case p.prefix.IsValid():
+		return p.prefix.String()
+	case p.wildcard:
+		return "*." + p.name
+	}
+	return p.name
+}
+
+// IsName reports whether p is a host name or a wildcard, rather than an
+// address or a network.
+func (p HostPattern) IsName() bool { return !p.prefix.IsValid() && p.name != "" }
+
+// MatchAddr reports whether ip is the address, or in the network, p names.
+// An IPv4-mapped IPv6 address matches as the IPv4 address; a zone is
+// ignored.
+func (p HostPattern) MatchAddr(ip netip.Addr) bool {
+	return p.prefix.IsValid() && ip.IsValid() && p.prefix.Contains(ip.Unmap().WithZone(""))
+}
+
+// MatchName reports whether the host name matches p, case-insensitively
+// and ignoring a trailing dot. An IP address written as a host never
+// matches a name pattern.
+func (p HostPattern) MatchName(host string) bool {
+	name := hostName(host)
+	if !p.IsName() || name == "" {
+		return false
+	}
+	if p.wildcard {
+		return len(name) > len(p.name)+1 && strings.HasSuffix(name, "."+p.name)
+	}
+	return name == p.name
+}
+
+// hostName returns host as a name to match (lower case, without a
+// trailing dot), or "" when host is an IP address (in brackets or not).
+func hostName(host string) string {
+	if _, ok := hostAddr(host); ok || host == "" {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(host, "."))
+}
+
+// hostAddr returns host as an IP address, when it is one.
+func hostAddr(host string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return a, err == nil
+}
+
+// patterns parses the credential's hosts, skipping any that do not parse
+// (the vault never stores one; skipping fails closed).
+func (c Credential) patterns() []HostPattern {
+	out := make([]HostPattern, 0, len(c.Hosts))
+	for _, h := range c.Hosts {
+		if p, err := ParseHostPattern(h); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Permits reports whether the credential may be sent to ip, the address a
+// probe is about to contact, which the probe got by resolving host (the
+// name or address it was configured with; "" when there is none). It does
+// when an address or network pattern matches ip, or when host is a name
+// that a name pattern matches. It never does for an invalid ip: call it
+// with the address actually contacted, after resolution, so that what a
+// name resolves to cannot get round an address pattern.
+func (c Credential) Permits(host string, ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return false
+	}
+	for _, p := range c.patterns() {
+		if p.MatchAddr(ip) || p.MatchName(host) {
+			return true
+		}
+	}
+	return false
+}
+
+// PermitsHost reports whether the credential may be sent to host as
+// written, before any resolution: an IP address that an address or
+// network pattern matches, or a name that a name pattern matches. A name
+// for which it reports false may still resolve to a permitted address
+// (see Permits).
+func (c Credential) PermitsHost(host string) bool {
+	if a, ok := hostAddr(host); ok {
+		return c.Permits("", a)
+	}
+	for _, p := range c.patterns() {
+		if p.MatchName(host) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasAddrPatterns reports whether any of the credential's hosts is an
+// address or a network.
+func (c Credential) hasAddrPatterns() bool {
+	for _, p := range c.patterns() {
+		if !p.IsName() {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckCredential reports whether a probe may use c: use says who would
+// use it, for the message (e.g. "the http probe"), kinds the kinds it
+// takes, host the name or address the probe is configured with, and ip the
+// address it is about to contact.
+//
+// With an invalid ip (before resolution), only what can be decided without
+// resolving is checked: the kind, that c has hosts, and host itself when it
+// is an IP address or when c has no address patterns that a name could
+// resolve into. A nil error is then no permission yet: check again, at the
+// latest when connecting, with the address being contacted.
+//
+// Every error wraps ErrCredentialNotPermitted, says what to change, and
+// holds no secret.
+func CheckCredential(c Credential, use string, kinds []string, host string, ip netip.Addr) error {
+	if !slices.Contains(kinds, c.Kind) {
+		what := "has no kind"
+		if c.Kind != "" {
+			what = "is a " + c.Kind
+		}
+		return notPermittedf("credential %q %s, %s takes %s", c.Name, what, use, orList(kinds))
+	}
+	if len(c.Hosts) == 0 {
+		return notPermittedf("credential %q has no hosts it may be sent to: on the appliance, run \"sonde-appliance vault hosts %s LIST\" with the addresses, networks or names of the devices it belongs to (e.g. 10.0.0.0/8,*.corp)", c.Name, c.Name)
+	}
+	if !ip.IsValid() {
+		if a, ok := hostAddr(host); ok {
+			ip = a
+		}
+	}
+	switch {
+	case ip.IsValid() && c.Permits(host, ip):
+		return nil
+	case !ip.IsValid() && (c.PermitsHost(host) || hostName(host) != "" && c.hasAddrPatterns()):
+		return nil
+	}
+	return notPermittedf("credential %q may not be sent to %s: its hosts are %s (the appliance's operator sets them with \"sonde-appliance vault hosts %s LIST\")",
+		c.Name, destination(host, ip), hostList(c.Hosts), c.Name)
+}
+
+// destination describes where a probe would send a credential.
+func destination(host string, ip netip.Addr) string {
+	if len(host) > MaxHostPatternLen {
+		host = host[:MaxHostPatternLen] + "…"
+	}
+	host = strings.ToValidUTF8(host, "?")
+	switch {
+	case !ip.IsValid():
+		return host
+	case host == "":
+		return ip.String()
+	}
+	if a, ok := hostAddr(host); ok && a == ip {
+		return ip.String()
+	}
+	return host + " (" + ip.String() + ")"
+}
+
+// hostList lists a credential's hosts for a message, at most 8 of them.
+func hostList(hosts []string) string {
+	const most = 8
+	if len(hosts) <= most {
+		return strings.Join(hosts, ", ")
+	}
+	return strings.Join(hosts[:most], ", ") + fmt.Sprintf(" and %d more", len(hosts)-most)
+}
+
+// orList joins kinds as "a", "a or b", "a, b or c".
+func orList(kinds []string) string {
+	switch len(kinds) {
+	case 0:
+		return "no credential"
+	case 1:
+		return kinds[0]
+	}
+	return strings.Join(kinds[:len(kinds)-1], ", ") + " or " + kinds[len(kinds)-1]
 }

@@ -295,6 +295,10 @@ type record struct {
 	Secret   string    `json:"secret"`
 	Created  time.Time `json:"created"`
 	Rotated  time.Time `json:"rotated"`
+	// Hosts are the host patterns the credential may be sent to. Vaults
+	// written before hosts existed have none: their entries are sent
+	// nowhere until the operator sets them.
+	Hosts []string `json:"hosts,omitempty"`
 }
 
 type payload struct {
@@ -320,34 +324,41 @@ func openEntries(p parsed, dataKey []byte) (map[string]entry, error) {
 	}
 	m := make(map[string]entry, len(pl.Entries))
 	for _, r := range pl.Entries {
-		if err := validateRecord(r); err != nil {
+		hosts, err := validateRecord(r)
+		if err != nil {
 			return nil, malformed("entries: %v", err)
 		}
 		if _, dup := m[r.Name]; dup {
 			return nil, malformed("entries: %q appears twice", r.Name)
 		}
 		m[r.Name] = entry{
-			EntryInfo: EntryInfo{Name: r.Name, Kind: r.Kind, Username: r.Username, Created: r.Created, Rotated: r.Rotated},
+			EntryInfo: EntryInfo{Name: r.Name, Kind: r.Kind, Username: r.Username, Hosts: hosts, Created: r.Created, Rotated: r.Rotated},
 			secret:    secret.New(r.Secret),
 		}
 	}
 	return m, nil
 }
 
-func validateRecord(r record) error {
+// validateRecord checks a stored entry and returns its hosts in canonical
+// form.
+func validateRecord(r record) ([]string, error) {
 	if err := ValidateName(r.Name); err != nil {
-		return err
+		return nil, err
 	}
 	if err := validateKind(r.Kind); err != nil {
-		return fmt.Errorf("%q: %w", r.Name, err)
+		return nil, fmt.Errorf("%q: %w", r.Name, err)
 	}
 	if err := validateUsername(r.Username); err != nil {
-		return fmt.Errorf("%q: %w", r.Name, err)
+		return nil, fmt.Errorf("%q: %w", r.Name, err)
 	}
 	if err := validateSecret(r.Secret); err != nil {
-		return fmt.Errorf("%q: %w", r.Name, err)
+		return nil, fmt.Errorf("%q: %w", r.Name, err)
 	}
-	return nil
+	hosts, err := ValidateHosts(r.Hosts)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", r.Name, err)
+	}
+	return hosts, nil
 }
 
 // marshalFile assembles a complete vault file: the header, the sealed data
@@ -368,7 +379,7 @@ func encodeEntries(entries map[string]entry) ([]byte, error) {
 	for _, e := range entries {
 		pl.Entries = append(pl.Entries, record{
 			Name: e.Name, Kind: e.Kind, Username: e.Username, Secret: e.secret.Reveal(),
-			Created: e.Created, Rotated: e.Rotated,
+			Created: e.Created, Rotated: e.Rotated, Hosts: e.Hosts,
 		})
 	}
 	sort.Slice(pl.Entries, func(i, j int) bool { return pl.Entries[i].Name < pl.Entries[j].Name })

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,6 +90,8 @@ func FuzzEntries(f *testing.F) {
 	f.Add([]byte(`{"entries":[{"name":"a","kind":"token","secret":"s"},{"name":"a","kind":"token","secret":"t"}]}`))
 	f.Add([]byte(`{"entries":[{"name":"-a","kind":"x","secret":""}],"extra":1}`))
 	f.Add([]byte(`{"entries":null} {}`))
+	f.Add([]byte(`{"entries":[{"name":"a","kind":"token","secret":"s","hosts":["10.0.0.0/8","*.Corp.","10.0.0.0/8","::1"]}]}`))
+	f.Add([]byte(`{"entries":[{"name":"a","kind":"token","secret":"s","hosts":["10.1.0.0/8"]}]}`))
 
 	raw := header{kind: kindKeyFile}.marshal()
 	sealedKey := sealDataKey(raw, kek, dataKey)
@@ -105,8 +108,12 @@ func FuzzEntries(f *testing.F) {
 			if name != e.Name {
 				t.Fatalf("entry %q under %q", e.Name, name)
 			}
-			if err := validateRecord(record{Name: e.Name, Kind: e.Kind, Username: e.Username, Secret: e.secret.Reveal()}); err != nil {
+			hosts, err := validateRecord(record{Name: e.Name, Kind: e.Kind, Username: e.Username, Secret: e.secret.Reveal(), Hosts: e.Hosts})
+			if err != nil {
 				t.Fatalf("accepted an invalid entry: %v", err)
+			}
+			if !slices.Equal(hosts, e.Hosts) {
+				t.Fatalf("hosts %q are not canonical (%q)", e.Hosts, hosts)
 			}
 		}
 		if _, err := encodeEntries(entries); err != nil {

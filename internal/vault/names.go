@@ -5,26 +5,30 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sonde-monitoring/sonde/internal/probe"
 )
 
 // Kinds of credential. The kind tells an operator (and the audit) what an
-// entry is for; a probe looks credentials up by name only.
+// entry is for, and a probe refuses an entry of a kind it does not take (an
+// SNMP community is never sent as an HTTP password). They are the probe
+// package's kinds.
 const (
 	// KindPassword is a password, with the user name it belongs to (HTTP
 	// basic authentication, a database login, …).
-	KindPassword = "password"
+	KindPassword = probe.KindPassword
 	// KindToken is a bearer token or API key; the user name is usually
 	// empty.
-	KindToken = "token"
+	KindToken = probe.KindToken
 	// KindSNMPCommunity is an SNMP v1/v2c community string.
-	KindSNMPCommunity = "snmp-community"
+	KindSNMPCommunity = probe.KindSNMPCommunity
 	// KindSNMPv3Auth is an SNMPv3 authentication passphrase; the user name
 	// is the USM security name.
-	KindSNMPv3Auth = "snmpv3-auth"
+	KindSNMPv3Auth = probe.KindSNMPv3Auth
 	// KindSNMPv3Priv is an SNMPv3 privacy (encryption) passphrase; the
 	// user name is the USM security name. An SNMPv3 target with authPriv
 	// refers to one entry of each kind.
-	KindSNMPv3Priv = "snmpv3-priv"
+	KindSNMPv3Priv = probe.KindSNMPv3Priv
 )
 
 // Kinds returns every kind Set accepts, in the order help texts list them.
@@ -40,10 +44,12 @@ const (
 	MaxUsernameLen = 256
 	// MaxSecretLen is the longest secret, in bytes; long enough for a JWT.
 	MaxSecretLen = 16 << 10
+	// MaxHosts is how many host patterns an entry may have.
+	MaxHosts = probe.MaxHosts
 )
 
-// ErrInvalid is wrapped by the errors for a name, kind, user name or secret
-// that Set, Rotate or Remove refuse.
+// ErrInvalid is wrapped by the errors for a name, kind, user name, secret
+// or host pattern that Set, SetHosts, Rotate or Remove refuse.
 var ErrInvalid = errors.New("invalid")
 
 // ValidateName reports whether name can name a credential: 1 to 64
@@ -105,6 +111,36 @@ func validateSecret(s string) error {
 		return fmt.Errorf("%w secret: it contains a line break or a NUL byte", ErrInvalid)
 	}
 	return nil
+}
+
+// ValidateHosts checks the hosts a credential may be sent to (each an IP
+// address, a network in CIDR notation, a host name or *.name; see
+// probe.HostPattern; at most MaxHosts) and returns them in canonical form
+// (names in lower case without a trailing dot), without duplicates, in the
+// order given. No hosts is valid: the credential is then sent nowhere.
+func ValidateHosts(hosts []string) ([]string, error) {
+	if len(hosts) > MaxHosts {
+		return nil, fmt.Errorf("%w hosts: %d given, at most %d allowed (use networks or *.name to cover many)", ErrInvalid, len(hosts), MaxHosts)
+	}
+	out := make([]string, 0, len(hosts))
+	seen := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		if strings.ContainsFunc(h, isControl) || !utf8.ValidString(h) {
+			return nil, fmt.Errorf("%w host pattern: it must be valid UTF-8 without control characters", ErrInvalid)
+		}
+		p, err := probe.ParseHostPattern(h)
+		if err != nil {
+			return nil, fmt.Errorf("%w %v", ErrInvalid, err)
+		}
+		if c := p.String(); !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

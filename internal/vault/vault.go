@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -80,7 +81,10 @@ type EntryInfo struct {
 	Name     string
 	Kind     string
 	Username string
-	Created  time.Time
+	// Hosts are the host patterns the credential may be sent to, in
+	// canonical form; none means it is sent nowhere.
+	Hosts   []string
+	Created time.Time
 	// Rotated is when the value was last set (equal to Created until the
 	// first rotation).
 	Rotated time.Time
@@ -420,7 +424,7 @@ func (v *Vault) Credential(name string) (probe.Credential, error) {
 	if !ok {
 		return probe.Credential{}, fmt.Errorf("credential %q: %w", safeQuote(name), probe.ErrNoCredential)
 	}
-	return probe.Credential{Name: e.Name, Username: e.Username, Secret: e.secret}, nil
+	return probe.Credential{Name: e.Name, Kind: e.Kind, Username: e.Username, Secret: e.secret, Hosts: slices.Clone(e.Hosts)}, nil
 }
 
 // List describes every credential, sorted by name, without values.
@@ -430,7 +434,9 @@ func (v *Vault) List() []EntryInfo {
 	defer v.mu.RUnlock()
 	out := make([]EntryInfo, 0, len(v.entries))
 	for _, e := range v.entries {
-		out = append(out, e.EntryInfo)
+		info := e.EntryInfo
+		info.Hosts = slices.Clone(info.Hosts)
+		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -508,8 +514,11 @@ func (v *Vault) reloadFailed(fi fs.FileInfo, err error) error {
 }
 
 // Set stores a credential, replacing one of the same name (whose created
-// date is kept; its rotated date becomes now).
-func (v *Vault) Set(name, username string, value secret.Secret, kind string) error {
+// date is kept; its rotated date becomes now). hosts, when given, are the
+// hosts it may be sent to (see ValidateHosts); when none are given, a
+// replaced entry keeps its hosts and a new one has none, so that no probe
+// uses it until SetHosts gives it some.
+func (v *Vault) Set(name, username string, value secret.Secret, kind string, hosts ...string) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
@@ -522,11 +531,18 @@ func (v *Vault) Set(name, username string, value secret.Secret, kind string) err
 	if err := validateSecret(value.Reveal()); err != nil {
 		return err
 	}
+	canonical, err := ValidateHosts(hosts)
+	if err != nil {
+		return err
+	}
 	return v.update(func(entries map[string]entry) error {
 		now := v.now().UTC()
-		e := entry{EntryInfo: EntryInfo{Name: name, Kind: kind, Username: username, Created: now, Rotated: now}, secret: value}
+		e := entry{EntryInfo: EntryInfo{Name: name, Kind: kind, Username: username, Hosts: canonical, Created: now, Rotated: now}, secret: value}
 		if old, ok := entries[name]; ok {
 			e.Created = old.Created
+			if len(hosts) == 0 {
+				e.Hosts = old.Hosts
+			}
 		}
 		entries[name] = e
 		return nil
@@ -544,6 +560,25 @@ func (v *Vault) Rotate(name string, value secret.Secret) error {
 			return fmt.Errorf("rotating credential %q: %w", safeQuote(name), probe.ErrNoCredential)
 		}
 		e.secret, e.Rotated = value, v.now().UTC()
+		entries[name] = e
+		return nil
+	})
+}
+
+// SetHosts replaces the hosts an existing credential may be sent to (see
+// ValidateHosts); no hosts means it is sent nowhere. Its value and dates
+// stay as they are.
+func (v *Vault) SetHosts(name string, hosts []string) error {
+	canonical, err := ValidateHosts(hosts)
+	if err != nil {
+		return err
+	}
+	return v.update(func(entries map[string]entry) error {
+		e, ok := entries[name]
+		if !ok {
+			return fmt.Errorf("setting the hosts of credential %q: %w", safeQuote(name), probe.ErrNoCredential)
+		}
+		e.Hosts = canonical
 		entries[name] = e
 		return nil
 	})

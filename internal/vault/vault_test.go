@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +84,15 @@ func mustSet(t *testing.T, v *Vault, name, user, value, kind string) {
 	if err := v.Set(name, user, secret.New(value), kind); err != nil {
 		t.Fatalf("Set(%s): %v", name, err)
 	}
+}
+
+// manyHosts returns n distinct host patterns.
+func manyHosts(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("10.%d.0.0/16", i)
+	}
+	return out
 }
 
 // snapshot returns every file in dir with its content and mode.
@@ -205,17 +215,17 @@ func TestEntries(t *testing.T) {
 		want    []EntryInfo
 	}{
 		{"set a password", func() error { return v.Set("web-admin", "admin", secret.New("pw1"), KindPassword) }, nil,
-			[]EntryInfo{{"web-admin", KindPassword, "admin", at(0), at(0)}}},
+			[]EntryInfo{{"web-admin", KindPassword, "admin", nil, at(0), at(0)}}},
 		{"set a community", func() error { return v.Set("core.switches", "", secret.New("public2"), KindSNMPCommunity) }, nil,
-			[]EntryInfo{{"core.switches", KindSNMPCommunity, "", at(1), at(1)}, {"web-admin", KindPassword, "admin", at(0), at(0)}}},
+			[]EntryInfo{{"core.switches", KindSNMPCommunity, "", nil, at(1), at(1)}, {"web-admin", KindPassword, "admin", nil, at(0), at(0)}}},
 		{"rotate keeps created", func() error { return v.Rotate("web-admin", secret.New("pw2")) }, nil,
-			[]EntryInfo{{"core.switches", KindSNMPCommunity, "", at(1), at(1)}, {"web-admin", KindPassword, "admin", at(0), at(2)}}},
+			[]EntryInfo{{"core.switches", KindSNMPCommunity, "", nil, at(1), at(1)}, {"web-admin", KindPassword, "admin", nil, at(0), at(2)}}},
 		{"set again replaces, keeps created", func() error { return v.Set("web-admin", "root", secret.New("pw3"), KindToken) }, nil,
-			[]EntryInfo{{"core.switches", KindSNMPCommunity, "", at(1), at(1)}, {"web-admin", KindToken, "root", at(0), at(3)}}},
+			[]EntryInfo{{"core.switches", KindSNMPCommunity, "", nil, at(1), at(1)}, {"web-admin", KindToken, "root", nil, at(0), at(3)}}},
 		{"rotate unknown", func() error { return v.Rotate("nope", secret.New("x")) }, probe.ErrNoCredential, nil},
 		{"remove unknown", func() error { return v.Remove("nope") }, probe.ErrNoCredential, nil},
 		{"remove", func() error { return v.Remove("core.switches") }, nil,
-			[]EntryInfo{{"web-admin", KindToken, "root", at(0), at(3)}}},
+			[]EntryInfo{{"web-admin", KindToken, "root", nil, at(0), at(3)}}},
 		{"bad name", func() error { return v.Set("-x", "", secret.New("x"), KindPassword) }, ErrInvalid, nil},
 		{"bad kind", func() error { return v.Set("x", "", secret.New("x"), "ssh-key") }, ErrInvalid, nil},
 		{"empty kind", func() error { return v.Set("x", "", secret.New("x"), "") }, ErrInvalid, nil},
@@ -225,6 +235,39 @@ func TestEntries(t *testing.T) {
 		{"rotate to empty", func() error { return v.Rotate("web-admin", secret.New("")) }, ErrInvalid, nil},
 		{"user name with a control character", func() error { return v.Set("x", "a\tb", secret.New("x"), KindPassword) }, ErrInvalid, nil},
 		{"user name too long", func() error { return v.Set("x", strings.Repeat("u", MaxUsernameLen+1), secret.New("x"), KindPassword) }, ErrInvalid, nil},
+
+		// Hosts: given with Set, replaced by SetHosts, kept by Rotate and
+		// by a Set without hosts.
+		{"set with hosts", func() error {
+			return v.Set("sw", "", secret.New("c1"), KindSNMPCommunity, "10.0.0.0/8", "Switch1.Corp.", "*.corp", "10.0.0.0/8", "2001:DB8::/32")
+		}, nil, []EntryInfo{
+			{"sw", KindSNMPCommunity, "", []string{"10.0.0.0/8", "switch1.corp", "*.corp", "2001:db8::/32"}, at(4), at(4)},
+			{"web-admin", KindToken, "root", nil, at(0), at(3)}}},
+		{"rotate keeps the hosts", func() error { return v.Rotate("sw", secret.New("c2")) }, nil, []EntryInfo{
+			{"sw", KindSNMPCommunity, "", []string{"10.0.0.0/8", "switch1.corp", "*.corp", "2001:db8::/32"}, at(4), at(5)},
+			{"web-admin", KindToken, "root", nil, at(0), at(3)}}},
+		{"set without hosts keeps them", func() error { return v.Set("sw", "", secret.New("c3"), KindSNMPCommunity) }, nil, []EntryInfo{
+			{"sw", KindSNMPCommunity, "", []string{"10.0.0.0/8", "switch1.corp", "*.corp", "2001:db8::/32"}, at(4), at(6)},
+			{"web-admin", KindToken, "root", nil, at(0), at(3)}}},
+		{"set with hosts replaces them", func() error { return v.Set("sw", "", secret.New("c4"), KindSNMPCommunity, "192.0.2.7") }, nil, []EntryInfo{
+			{"sw", KindSNMPCommunity, "", []string{"192.0.2.7"}, at(4), at(7)},
+			{"web-admin", KindToken, "root", nil, at(0), at(3)}}},
+		{"SetHosts", func() error { return v.SetHosts("web-admin", []string{"web.corp", "192.0.2.0/24"}) }, nil, []EntryInfo{
+			{"sw", KindSNMPCommunity, "", []string{"192.0.2.7"}, at(4), at(7)},
+			{"web-admin", KindToken, "root", []string{"web.corp", "192.0.2.0/24"}, at(0), at(3)}}},
+		{"SetHosts clears", func() error { return v.SetHosts("sw", nil) }, nil, []EntryInfo{
+			{"sw", KindSNMPCommunity, "", nil, at(4), at(7)},
+			{"web-admin", KindToken, "root", []string{"web.corp", "192.0.2.0/24"}, at(0), at(3)}}},
+		{"SetHosts of an unknown credential", func() error { return v.SetHosts("nope", []string{"10.0.0.1"}) }, probe.ErrNoCredential, nil},
+		{"SetHosts with a bad pattern", func() error { return v.SetHosts("sw", []string{"10.0.0.1", "a b"}) }, ErrInvalid, nil},
+		{"SetHosts with a host part in a CIDR", func() error { return v.SetHosts("sw", []string{"10.1.2.3/8"}) }, ErrInvalid, nil},
+		{"SetHosts with a lone star", func() error { return v.SetHosts("sw", []string{"*"}) }, ErrInvalid, nil},
+		{"SetHosts with a control character", func() error { return v.SetHosts("sw", []string{"a\x1b.corp"}) }, ErrInvalid, nil},
+		{"SetHosts with too many", func() error { return v.SetHosts("sw", manyHosts(MaxHosts+1)) }, ErrInvalid, nil},
+		{"Set with a bad pattern", func() error { return v.Set("sw", "", secret.New("c5"), KindSNMPCommunity, "10.0.0") }, ErrInvalid, nil},
+		{"SetHosts with the most allowed", func() error { return v.SetHosts("sw", manyHosts(MaxHosts)) }, nil, []EntryInfo{
+			{"sw", KindSNMPCommunity, "", manyHosts(MaxHosts), at(4), at(7)},
+			{"web-admin", KindToken, "root", []string{"web.corp", "192.0.2.0/24"}, at(0), at(3)}}},
 	}
 	for _, st := range steps {
 		err := st.do()
@@ -247,8 +290,15 @@ func TestEntries(t *testing.T) {
 		}
 	}
 	c, err := v.Credential("web-admin")
-	if err != nil || c.Name != "web-admin" || c.Username != "root" || c.Secret.Reveal() != "pw3" {
+	if err != nil || c.Name != "web-admin" || c.Kind != KindToken || c.Username != "root" || c.Secret.Reveal() != "pw3" ||
+		fmt.Sprint(c.Hosts) != "[web.corp 192.0.2.0/24]" {
 		t.Errorf("Credential = %+v, %v", c, err)
+	}
+	// What Credential and List return are copies.
+	c.Hosts[0] = "evil.example"
+	v.List()[1].Hosts[0] = "evil.example"
+	if c, _ := v.Credential("web-admin"); c.Hosts[0] != "web.corp" {
+		t.Errorf("changing a returned credential changed the vault: %q", c.Hosts)
 	}
 	if _, err := v.Credential("core.switches"); !errors.Is(err, probe.ErrNoCredential) {
 		t.Errorf("removed credential: %v", err)
@@ -833,5 +883,74 @@ func TestNoPlaintext(t *testing.T) {
 		if strings.Contains(hay, fmt.Sprintf("%x", v.dataKey)) || strings.Contains(printed, fmt.Sprint(v.dataKey)) {
 			t.Errorf("%s holds the data key", where)
 		}
+	}
+}
+
+// TestHostsFormat: a vault written before entries had hosts loads, its
+// entries permit nothing until hosts are set, and an entry without hosts
+// is still written without the field (so older builds keep reading vaults
+// in which no hosts were set).
+func TestHostsFormat(t *testing.T) {
+	dir := t.TempDir()
+	v := mustOpen(t, dir, keyOpts())
+	decrypt := func() string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, err := open(newAEAD(subkey(v.dataKey, entriesInfo)), p.entries, entriesAD(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pt)
+	}
+
+	// Replace the entries with JSON as the first version wrote it.
+	old := `{"entries":[{"name":"sw","kind":"snmp-community","secret":"Old-Community-1","created":"2026-01-01T00:00:00Z","rotated":"2026-01-01T00:00:00Z"}]}`
+	b, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := assemble(p.rawHeader, p.sealedKey, seal(newAEAD(subkey(v.dataKey, entriesInfo)), []byte(old), entriesAD(p)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, FileName), file, 0o600)
+
+	v = mustOpen(t, dir, keyOpts())
+	c, err := v.Credential("sw")
+	if err != nil || c.Kind != KindSNMPCommunity || len(c.Hosts) != 0 || c.Secret.Reveal() != "Old-Community-1" {
+		t.Fatalf("old entry = %+v, %v", c, err)
+	}
+	err = probe.CheckCredential(c, "the snmp probe", []string{KindSNMPCommunity}, "10.0.0.1", netip.Addr{})
+	if !errors.Is(err, probe.ErrCredentialNotPermitted) || !strings.Contains(err.Error(), `has no hosts it may be sent to: on the appliance, run "sonde-appliance vault hosts sw LIST"`) {
+		t.Fatalf("an old entry without hosts: %v", err)
+	}
+
+	mustSet(t, v, "web", "admin", "pw", KindPassword)
+	if pt := decrypt(); strings.Contains(pt, `"hosts"`) {
+		t.Fatalf("entries without hosts are written with the field: %s", pt)
+	}
+	if err := v.SetHosts("sw", []string{"10.0.0.0/8"}); err != nil {
+		t.Fatal(err)
+	}
+	if pt := decrypt(); !strings.Contains(pt, `"hosts":["10.0.0.0/8"]`) {
+		t.Fatalf("the hosts are not stored: %s", pt)
+	}
+	c, err = mustOpen(t, dir, keyOpts()).Credential("sw")
+	if err != nil || fmt.Sprint(c.Hosts) != "[10.0.0.0/8]" {
+		t.Fatalf("reopened: %+v, %v", c, err)
+	}
+	if err := probe.CheckCredential(c, "the snmp probe", []string{KindSNMPCommunity}, "10.0.0.1", netip.Addr{}); err != nil {
+		t.Fatalf("a permitted host: %v", err)
 	}
 }

@@ -47,7 +47,7 @@ func newCA(t testing.TB) *testCA {
 	return &testCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
 }
 
-// leaf issues a server certificate for 127.0.0.1 and localhost valid
+// leaf issues a server certificate for 127.0.0.1, 127.0.0.2 and localhost valid
 // between notBefore and notAfter.
 func (ca *testCA) leaf(t testing.TB, notBefore, notAfter time.Time) tls.Certificate {
 	t.Helper()
@@ -59,7 +59,7 @@ func (ca *testCA) leaf(t testing.TB, notBefore, notAfter time.Time) tls.Certific
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
 		Subject:      pkix.Name{CommonName: "localhost"},
 		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)},
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,

@@ -16,17 +16,37 @@
 //	maxBody          int     bytes of body read at most (default 1048576,
 //	                         at most 67108864); the rest is not read
 //	credential       string  name of a vault entry to authenticate with;
-//	                         https:// only
-//	auth             string  "basic" (default: entry's user name and secret)
-//	                         or "bearer" (entry's secret as the token)
+//	                         https:// only; the entry's hosts must permit
+//	                         the URL's host (see below)
+//	auth             string  "basic" (default: entry's user name and secret;
+//	                         the entry must be of kind password) or "bearer"
+//	                         (entry's secret as the token; kind token, or
+//	                         password for a service that calls its API key a
+//	                         password)
 //	ca               string  PEM certificates trusted in addition to the
 //	                         system's roots
 //	timeout          float   seconds the run may take at most (0: the run's
 //	                         deadline; at most 300); without a deadline on
 //	                         the run, 10 s
 //
+// A credential goes only where the appliance's vault lets it: the hub
+// configures both the URL and the credential's name, so without this
+// whoever can configure checks could have any credential sent to a server
+// of theirs. The entry's hosts (set on the appliance with "sonde-appliance
+// vault hosts") must permit every connection the run makes, redirects
+// included: a host name that a name pattern of the entry matches may be
+// reached at whatever addresses it resolves to; any other host only at an
+// address that an address or network pattern matches. The address is
+// checked when the connection is made, against the address actually
+// dialled (net.Dialer's Control), so a name that resolves to one address
+// when checked and another when connecting (DNS rebinding) gains nothing.
+// A host that cannot be permitted whatever it resolves to (an address
+// literal, or a name when the entry has only name patterns) is refused
+// before anything is sent, and so is a redirect to one: it is not followed.
+//
 // The Authorization header is sent to the configured URL's origin only: a
-// redirect to another scheme, host or port drops it.
+// redirect to another scheme, host or port (that the credential's hosts
+// permit) drops it.
 //
 // Result: one type, "http", with one item named by the configured URL's host
 // (and port, when given). Neither the path nor the query of any URL appears
@@ -50,7 +70,10 @@
 // collects nothing until it is fixed):
 //
 //	HIGH    the configuration is invalid or the credential is not in the
-//	        vault; no response (name does not resolve, connection refused,
+//	        vault; the credential is of a kind the auth does not take, or
+//	        its hosts do not permit the URL's host, an address it resolves
+//	        to, or a redirect's host (the redirect is not followed); no
+//	        response (name does not resolve, connection refused,
 //	        TLS verification failed, not HTTP, headers over 64 KiB, timeout);
 //	        the final status is an unexpected 5xx; reading the body timed out
 //	MEDIUM  an unexpected status other than 5xx; the body does not match;
@@ -70,12 +93,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/model"
@@ -282,7 +308,7 @@ func Probe(ctx context.Context, t probe.Target, creds probe.Credentials) probe.R
 		return probe.Fail(model.SeverityHigh, "%v", err)
 	}
 	if s.credential == "" {
-		return run(ctx, s, "")
+		return run(ctx, s, "", nil)
 	}
 	if creds == nil {
 		return probe.Fail(model.SeverityHigh, "config.credential: no vault is available to look up %q", s.credential)
@@ -294,13 +320,93 @@ func Probe(ctx context.Context, t probe.Target, creds probe.Credentials) probe.R
 	if err != nil {
 		return probe.Fail(model.SeverityHigh, "looking up credential %q: %v", s.credential, err)
 	}
+	if cr.Name == "" {
+		cr.Name = s.credential
+	}
+	if cr.Kind == probe.KindToken && !s.bearer {
+		return probe.Fail(model.SeverityHigh, `credential %q is a token, which auth "basic" does not send: set config.auth to "bearer", or use a credential of kind password`, cr.Name)
+	}
+	g := &guard{cred: cr}
+	if err := g.check(s.url.Hostname(), netip.Addr{}); err != nil {
+		return probe.Fail(model.SeverityHigh, "%s %s: %v", s.method, s.redactedBase, err)
+	}
 	auth := authorization(cr, s.bearer)
-	res := run(ctx, s, auth)
+	res := run(ctx, s, auth, g)
 	// Whatever a server echoes back (a status line, a host name) must not
 	// carry the secret into the result.
 	scrub(&res, cr.Secret, auth)
 	return res
 }
+
+// credentialKinds are the kinds of vault entry the http probe takes; auth
+// "basic" takes only a password (a token is refused before this).
+var credentialKinds = []string{probe.KindPassword, probe.KindToken}
+
+// guard keeps a run with a credential to the hosts the credential permits.
+type guard struct {
+	cred probe.Credential
+
+	mu      sync.Mutex
+	refused error // the first connection refused, for the message
+}
+
+// check checks the credential for host and, when valid, ip, the address
+// about to be dialled (see probe.CheckCredential).
+func (g *guard) check(host string, ip netip.Addr) error {
+	return probe.CheckCredential(g.cred, "the http probe", credentialKinds, host, ip)
+}
+
+// dial connects to addr ("host:port"), refusing every address the
+// credential may not be sent to. The check runs in the dialer's Control
+// function, on the address about to be connected, after resolution.
+func (g *guard) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{KeepAlive: -1}
+	if g != nil {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		d.ControlContext = func(_ context.Context, _, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("refusing to connect to %q: not an address and port: %w", address, probe.ErrCredentialNotPermitted)
+			}
+			if err := g.check(host, ap.Addr()); err != nil {
+				g.mu.Lock()
+				if g.refused == nil {
+					g.refused = err
+				}
+				g.mu.Unlock()
+				return err
+			}
+			return nil
+		}
+	}
+	return d.DialContext(ctx, network, addr)
+}
+
+// refusal returns the first connection the guard refused, or nil.
+func (g *guard) refusal() error {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.refused
+}
+
+// redirectRefused is CheckRedirect's error for a redirect to a host the
+// credential may not be sent to.
+type redirectRefused struct {
+	to  string // scheme://host of the redirect
+	err error
+}
+
+func (e *redirectRefused) Error() string {
+	return fmt.Sprintf("not following the redirect to %s: %v", e.to, e.err)
+}
+
+func (e *redirectRefused) Unwrap() error { return e.err }
 
 // authorization builds the Authorization header's value.
 func authorization(cr probe.Credential, bearer bool) string {
@@ -310,8 +416,10 @@ func authorization(cr probe.Credential, bearer bool) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(cr.Username+":"+cr.Secret.Reveal()))
 }
 
-// run does the request; auth is the Authorization header's value or "".
-func run(ctx context.Context, s *settings, auth string) probe.Result {
+// run does the request; auth is the Authorization header's value or "",
+// and g, when not nil, keeps every connection to the hosts the credential
+// permits.
+func run(ctx context.Context, s *settings, auth string, g *guard) probe.Result {
 	switch {
 	case s.timeout > 0:
 		var cancel context.CancelFunc
@@ -327,7 +435,7 @@ func run(ctx context.Context, s *settings, auth string) probe.Result {
 
 	tr := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            (&net.Dialer{KeepAlive: -1}).DialContext,
+		DialContext:            g.dial,
 		TLSClientConfig:        &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:      true,
 		DisableKeepAlives:      true,
@@ -345,6 +453,11 @@ func run(ctx context.Context, s *settings, auth string) probe.Result {
 			if len(via) > maxRedirects {
 				tooMany = true
 				return http.ErrUseLastResponse
+			}
+			if g != nil {
+				if err := g.check(req.URL.Hostname(), netip.Addr{}); err != nil {
+					return &redirectRefused{to: req.URL.Scheme + "://" + strings.ToLower(req.URL.Host), err: err}
+				}
 			}
 			if !sameOrigin(req.URL, s.url) {
 				req.Header.Del("Authorization")
@@ -370,6 +483,17 @@ func run(ctx context.Context, s *settings, auth string) probe.Result {
 
 	resp, err := client.Do(req)
 	if err != nil {
+		var rr *redirectRefused
+		if errors.As(err, &rr) {
+			return probe.Fail(model.SeverityHigh, "%s %s: %s", s.method, s.redactedBase, shorten(rr.Error()))
+		}
+		if refused := g.refusal(); refused != nil && errors.Is(err, probe.ErrCredentialNotPermitted) {
+			where := ""
+			if redirects > 0 {
+				where = "following a redirect: "
+			}
+			return probe.Fail(model.SeverityHigh, "%s %s: %s%s", s.method, s.redactedBase, where, shorten(refused.Error()))
+		}
 		if ctx.Err() != nil || isTimeout(err) {
 			return probe.Fail(model.SeverityHigh, "%s %s: no response before the deadline (%v)", s.method, s.redactedBase, shorten(unwrapURLError(err).Error()))
 		}

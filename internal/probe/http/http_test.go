@@ -13,9 +13,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,8 +39,8 @@ func (c creds) Credential(name string) (probe.Credential, error) {
 }
 
 var vault = creds{
-	"web":   {Name: "web", Username: "admin", Secret: secret.New(distinctiveSecret)},
-	"token": {Name: "token", Secret: secret.New(distinctiveSecret)},
+	"web":   {Name: "web", Kind: probe.KindPassword, Username: "admin", Secret: secret.New(distinctiveSecret), Hosts: []string{"127.0.0.1"}},
+	"token": {Name: "token", Kind: probe.KindToken, Secret: secret.New(distinctiveSecret), Hosts: []string{"127.0.0.1"}},
 }
 
 // forbidden are the strings no result may hold: the secret and the forms
@@ -684,4 +686,238 @@ func BenchmarkProbe(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+}
+
+// authServer is a TLS server on 127.0.0.1 (or addr) that counts the
+// connections it accepts and the Authorization headers it receives.
+type authServer struct {
+	*httptest.Server
+	conns, auths atomic.Int64
+}
+
+func startAuthServer(t *testing.T, cert tls.Certificate, addr string, redirectTo *string) *authServer {
+	t.Helper()
+	a := &authServer{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			a.auths.Add(1)
+		}
+		io.WriteString(w, "hello")
+	})
+	mux.HandleFunc("/away", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			a.auths.Add(1)
+		}
+		http.Redirect(w, r, *redirectTo, http.StatusFound)
+	})
+	srv := httptest.NewUnstartedServer(mux)
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Skipf("cannot listen on %s: %v", addr, err)
+		}
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			a.conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	a.Server = srv
+	return a
+}
+
+// resolvesToLoopback reports whether localhost resolves to 127.0.0.1 here.
+func resolvesToLoopback(t *testing.T) bool {
+	addrs, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", "localhost")
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if a.Unmap() == netip.MustParseAddr("127.0.0.1") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCredentialHosts: a credential goes only to the hosts its vault entry
+// permits, and only as a kind the http probe takes. The first cases are
+// the attack this guards against: a check configuration (which the hub
+// sends) pointing a credential at a server of the attacker's, with the
+// attacker's CA.
+func TestCredentialHosts(t *testing.T) {
+	ca := newCA(t)
+	cert := ca.leaf(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	var redirectTo string
+	srv := startAuthServer(t, cert, "", &redirectTo)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	byIP := srv.URL                                     // https://127.0.0.1:PORT
+	byName := "https://localhost:" + strconv.Itoa(port) // the same server by name
+	haveLocalhost := resolvesToLoopback(t)
+
+	cred := func(name, kind string, hosts ...string) probe.Credential {
+		return probe.Credential{Name: name, Kind: kind, Username: "admin", Secret: secret.New(distinctiveSecret), Hosts: hosts}
+	}
+	v := creds{
+		"core-switch":  cred("core-switch", probe.KindSNMPCommunity, "10.0.0.0/8"),
+		"far":          cred("far", probe.KindPassword, "10.0.0.0/8"),
+		"far-names":    cred("far-names", probe.KindPassword, "*.corp", "switch1.lan"),
+		"nowhere":      cred("nowhere", probe.KindPassword),
+		"ip":           cred("ip", probe.KindPassword, "127.0.0.1"),
+		"cidr":         cred("cidr", probe.KindPassword, "10.0.0.0/8", "127.0.0.0/8"),
+		"name":         cred("name", probe.KindPassword, "*.corp", "localhost"),
+		"token-basic":  cred("token-basic", probe.KindToken, "127.0.0.1"),
+		"password-brr": cred("password-brr", probe.KindPassword, "127.0.0.1"),
+		"v3":           cred("v3", probe.KindSNMPv3Auth, "127.0.0.1"),
+	}
+
+	cases := []struct {
+		name      string
+		url       string
+		cred      string
+		auth      string
+		localhost bool   // needs localhost to resolve to 127.0.0.1
+		wantErr   string // "" for success
+		wantConns bool   // the server may see connections
+	}{
+		{name: "exploit: an SNMP community as HTTP basic auth", url: byIP, cred: "core-switch",
+			wantErr: `credential "core-switch" is a snmp-community, the http probe takes password or token`},
+		{name: "an SNMPv3 passphrase", url: byIP, cred: "v3", auth: "bearer",
+			wantErr: `credential "v3" is a snmpv3-auth, the http probe takes password or token`},
+		{name: "exploit: a password sent to an address it is not for", url: byIP, cred: "far",
+			wantErr: `credential "far" may not be sent to 127.0.0.1: its hosts are 10.0.0.0/8 (the appliance's operator sets them with "sonde-appliance vault hosts far LIST")`},
+		{name: "a name no pattern permits, only name patterns", url: byName + "/?token=tok-abc", cred: "far-names",
+			wantErr: `credential "far-names" may not be sent to localhost: its hosts are *.corp, switch1.lan`},
+		{name: "a name that resolves outside the networks, refused when dialling", url: byName, cred: "far", localhost: true,
+			wantErr: `credential "far" may not be sent to localhost (`},
+		{name: "no hosts", url: byIP, cred: "nowhere",
+			wantErr: `credential "nowhere" has no hosts it may be sent to: on the appliance, run "sonde-appliance vault hosts nowhere LIST"`},
+		{name: "a token with basic auth", url: byIP, cred: "token-basic",
+			wantErr: `credential "token-basic" is a token, which auth "basic" does not send: set config.auth to "bearer"`},
+		{name: "permitted address", url: byIP, cred: "ip", wantConns: true},
+		{name: "permitted network", url: byIP, cred: "cidr", wantConns: true},
+		{name: "permitted network, by a name it resolves into", url: byName, cred: "cidr", localhost: true, wantConns: true},
+		{name: "permitted name", url: byName, cred: "name", localhost: true, wantConns: true},
+		{name: "permitted name in capitals", url: "https://LocalHost:" + strconv.Itoa(port), cred: "name", localhost: true, wantConns: true},
+		{name: "a token as bearer", url: byIP, cred: "token-basic", auth: "bearer", wantConns: true},
+		{name: "a password as bearer", url: byIP, cred: "password-brr", auth: "bearer", wantConns: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.localhost && !haveLocalhost {
+				t.Skip("localhost does not resolve to 127.0.0.1 here")
+			}
+			conns0, auths0 := srv.conns.Load(), srv.auths.Load()
+			cfg := map[string]any{"url": tc.url, "ca": ca.pem, "credential": tc.cred}
+			if tc.auth != "" {
+				cfg["auth"] = tc.auth
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res := Probe(ctx, target(cfg), v)
+			assertNoSecrets(t, res)
+			conns, auths := srv.conns.Load()-conns0, srv.auths.Load()-auths0
+			if tc.wantErr == "" {
+				if res.Error != nil {
+					t.Fatalf("unexpected error %+v", res.Error)
+				}
+				if auths != 1 {
+					t.Errorf("the server saw %d Authorization headers, want 1", auths)
+				}
+				return
+			}
+			t.Logf("%s", res.Error.Message)
+			if res.Error == nil || res.Error.Severity != model.SeverityHigh || !strings.Contains(res.Error.Message, tc.wantErr) || res.Types != nil {
+				t.Fatalf("got %+v %+v, want a HIGH error with %q", res.Error, res.Types, tc.wantErr)
+			}
+			if conns != 0 || auths != 0 {
+				t.Errorf("the server saw %d connections and %d Authorization headers, want none", conns, auths)
+			}
+		})
+	}
+}
+
+// TestCredentialRedirects: a run with a credential does not follow a
+// redirect to a host the credential may not be sent to, and checks the
+// connections a redirect makes like the first.
+func TestCredentialRedirects(t *testing.T) {
+	ca := newCA(t)
+	cert := ca.leaf(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	var redirectTo string
+	srv := startAuthServer(t, cert, "", &redirectTo)
+	srvPort := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	// Another server on another loopback address (Linux answers on all of
+	// 127.0.0.0/8).
+	other := startAuthServer(t, cert, "127.0.0.2:0", &redirectTo)
+	otherPort := strconv.Itoa(other.Listener.Addr().(*net.TCPAddr).Port)
+	// And one on 127.0.0.1 at another port.
+	samehost := startAuthServer(t, cert, "", &redirectTo)
+	haveLocalhost := resolvesToLoopback(t)
+
+	cred := func(name string, hosts ...string) probe.Credential {
+		return probe.Credential{Name: name, Kind: probe.KindPassword, Username: "admin", Secret: secret.New(distinctiveSecret), Hosts: hosts}
+	}
+	v := creds{
+		"ip":        cred("ip", "127.0.0.1"),
+		"names":     cred("names", "localhost", "*.corp"),
+		"other":     cred("other", "127.0.0.2"),
+		"loopbacks": cred("loopbacks", "127.0.0.1", "*.corp"),
+	}
+	for _, tc := range []struct {
+		name, from, to, cred, wantErr string
+		localhost                     bool
+		target                        *authServer // the redirect's server
+	}{
+		{name: "to an address not permitted", from: srv.URL, to: "https://127.0.0.2:" + otherPort + "/seen?token=tok-abc", cred: "ip",
+			wantErr: `GET ` + srv.URL + `: not following the redirect to https://127.0.0.2:` + otherPort + `: credential "ip" may not be sent to 127.0.0.2: its hosts are 127.0.0.1`,
+			target:  other},
+		{name: "to a name not permitted", from: "https://localhost:" + srvPort, to: "https://attacker.invalid/private-path?token=tok-abc", cred: "names", localhost: true,
+			wantErr: `GET https://localhost:` + srvPort + `: not following the redirect to https://attacker.invalid: credential "names" may not be sent to attacker.invalid: its hosts are localhost, *.corp`},
+		{name: "to a name resolving outside the addresses, refused when dialling", from: other.URL, to: "https://localhost:" + srvPort + "/private-path", cred: "other", localhost: true,
+			wantErr: `GET ` + other.URL + `: following a redirect: credential "other" may not be sent to localhost (`,
+			target:  srv},
+		{name: "to a permitted host at another port", from: srv.URL, to: samehost.URL + "/", cred: "loopbacks", target: samehost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.localhost && !haveLocalhost {
+				t.Skip("localhost does not resolve to 127.0.0.1 here")
+			}
+			redirectTo = tc.to
+			var conns0, auths0 int64
+			if tc.target != nil {
+				conns0, auths0 = tc.target.conns.Load(), tc.target.auths.Load()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res := Probe(ctx, target(map[string]any{"url": tc.from + "/away", "ca": ca.pem, "credential": tc.cred}), v)
+			assertNoSecrets(t, res)
+			if tc.wantErr == "" {
+				if res.Error != nil {
+					t.Fatalf("unexpected error %+v", res.Error)
+				}
+				if m := metricsOf(t, res); m["redirects"].Int != 1 {
+					t.Errorf("redirects = %+v", m["redirects"])
+				}
+				if tc.target.conns.Load() == conns0 || tc.target.auths.Load() != auths0 {
+					t.Errorf("the redirect's server saw %d connections and %d Authorization headers, want some and none",
+						tc.target.conns.Load()-conns0, tc.target.auths.Load()-auths0)
+				}
+				return
+			}
+			if res.Error == nil || res.Error.Severity != model.SeverityHigh || !strings.Contains(res.Error.Message, tc.wantErr) || res.Types != nil {
+				t.Fatalf("got %+v %+v, want a HIGH error with %q", res.Error, res.Types, tc.wantErr)
+			}
+			t.Logf("%s", res.Error.Message)
+			if tc.target != nil && tc.target.conns.Load() != conns0 {
+				t.Errorf("the redirect's server saw %d connections, want none", tc.target.conns.Load()-conns0)
+			}
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/sonde-monitoring/sonde/internal/model"
+	"github.com/sonde-monitoring/sonde/internal/probe"
 )
 
 // The tests in this file run against a fake agent: a UDP server on
@@ -20,7 +21,7 @@ import (
 
 const fakeCommunity = "Fake-Community-Hedgehog-9141"
 
-var fakeVault = vault{"c": entry("c", "", fakeCommunity)}
+var fakeVault = vault{"c": entry("c", probe.KindSNMPCommunity, "", fakeCommunity)}
 
 // fakeAgent is a v2c agent whose answers handle decides.
 type fakeAgent struct {

@@ -23,9 +23,9 @@ func (v vault) Credential(name string) (probe.Credential, error) {
 	return probe.Credential{}, probe.ErrNoCredential
 }
 
-// entry returns a vault entry.
-func entry(name, user, value string) probe.Credential {
-	return probe.Credential{Name: name, Username: user, Secret: secret.New(value)}
+// entry returns a vault entry of the kind that may be sent to 127.0.0.1.
+func entry(name, kind, user, value string) probe.Credential {
+	return probe.Credential{Name: name, Kind: kind, Username: user, Secret: secret.New(value), Hosts: []string{"127.0.0.1"}}
 }
 
 func target(check string, cfg map[string]any) probe.Target {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,16 +86,43 @@ func run(ctx context.Context, t probe.Target, creds probe.Credentials, check fun
 	return check(ctx, s)
 }
 
-// open looks up the credentials and connects a client for cfg (for UDP,
-// connecting sends nothing).
+// credUse is a credential a session sends, with what it is used for.
+type credUse struct {
+	cred  probe.Credential
+	use   string   // for messages: who takes it
+	kinds []string // the kinds it may be
+}
+
+// open looks up the credentials, checks that they are of the right kinds
+// and may be sent to the agent, and connects a client for cfg (for UDP,
+// connecting sends nothing). The address is resolved here, once, and the
+// client is given the address that was checked, never the name.
 func open(ctx context.Context, cfg *Config, creds probe.Credentials) (*session, error) {
 	s := &session{
-		cfg:   cfg,
-		where: net.JoinHostPort(strings.Trim(cfg.Address, "[]"), strconv.Itoa(cfg.Port)),
-		reps:  uint32(cfg.MaxRepetitions), // #nosec G115 -- validated to 1..1000
+		cfg:  cfg,
+		reps: uint32(cfg.MaxRepetitions), // #nosec G115 -- validated to 1..1000
+	}
+	uses, err := credentials(cfg, creds)
+	if err != nil {
+		return nil, err
+	}
+	host := strings.Trim(cfg.Address, "[]")
+	for _, u := range uses {
+		if err := probe.CheckCredential(u.cred, u.use, u.kinds, host, netip.Addr{}); err != nil {
+			return nil, fail(model.SeverityHigh, "%v", err)
+		}
+	}
+	ip, err := resolve(ctx, host, uses)
+	if err != nil {
+		return nil, err
+	}
+	port := strconv.Itoa(cfg.Port)
+	s.where = net.JoinHostPort(ip.String(), port)
+	if _, literal := parseAddr(host); !literal {
+		s.where = host + "[" + ip.String() + "]:" + port
 	}
 	g := &gosnmp.GoSNMP{
-		Target:         strings.Trim(cfg.Address, "[]"),
+		Target:         ip.String(),
 		Port:           uint16(cfg.Port), // #nosec G115 -- validated to 1..65535
 		Transport:      "udp",
 		Context:        ctx,
@@ -102,11 +130,23 @@ func open(ctx context.Context, cfg *Config, creds probe.Credentials) (*session, 
 		Retries:        *cfg.Retries,
 		MaxRepetitions: s.reps,
 		MaxOids:        gosnmp.MaxOids,
+		// The target is an address, so dialling resolves nothing; this
+		// checks once more that the socket goes where the credentials
+		// may be sent.
+		Control: func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("refusing to connect to %q: not an address and port: %w", address, probe.ErrCredentialNotPermitted)
+			}
+			for _, u := range uses {
+				if err := probe.CheckCredential(u.cred, u.use, u.kinds, host, ap.Addr()); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	}
-	main, err := lookup(creds, cfg.Credential)
-	if err != nil {
-		return nil, err
-	}
+	main := uses[0].cred
 	if cfg.Version == Version2c {
 		if main.Secret.IsZero() {
 			return nil, fail(model.SeverityHigh, "credential %q holds no community", cfg.Credential)
@@ -115,7 +155,11 @@ func open(ctx context.Context, cfg *Config, creds probe.Credentials) (*session, 
 		g.Community = main.Secret.Reveal()
 		s.scrub.add(g.Community)
 	} else {
-		if err := s.setupV3(g, main, creds); err != nil {
+		var priv *probe.Credential
+		if len(uses) > 1 {
+			priv = &uses[1].cred
+		}
+		if err := s.setupV3(g, main, priv); err != nil {
 			return nil, err
 		}
 	}
@@ -133,14 +177,84 @@ func open(ctx context.Context, cfg *Config, creds probe.Credentials) (*session, 
 	return s, nil
 }
 
+// credentials looks up the vault entries cfg names: the main one first,
+// then the v3 privacy passphrase's when authPriv names one.
+func credentials(cfg *Config, creds probe.Credentials) ([]credUse, error) {
+	kind, use := probe.KindSNMPv3Auth, "the snmp probe's config.credential with version 3"
+	if cfg.Version == Version2c {
+		kind, use = probe.KindSNMPCommunity, "the snmp probe with version 2c"
+	}
+	main, err := lookup(creds, cfg.Credential, kind)
+	if err != nil {
+		return nil, err
+	}
+	if main.Name == "" {
+		main.Name = cfg.Credential
+	}
+	uses := []credUse{{cred: main, use: use, kinds: []string{kind}}}
+	if cfg.Version == Version3 && cfg.level == LevelAuthPriv && cfg.PrivCredential != "" {
+		priv, err := lookup(creds, cfg.PrivCredential, probe.KindSNMPv3Priv)
+		if err != nil {
+			return nil, err
+		}
+		if priv.Name == "" {
+			priv.Name = cfg.PrivCredential
+		}
+		uses = append(uses, credUse{cred: priv, use: "the snmp probe's config.privCredential", kinds: []string{probe.KindSNMPv3Priv}})
+	}
+	return uses, nil
+}
+
+// resolve returns the address to send to: host itself when it is an
+// address, else the first address it resolves to that every credential
+// may be sent to.
+func resolve(ctx context.Context, host string, uses []credUse) (netip.Addr, error) {
+	var addrs []netip.Addr
+	if a, ok := parseAddr(host); ok {
+		addrs = []netip.Addr{a}
+	} else {
+		found, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return netip.Addr{}, fail(model.SeverityHigh, "cannot resolve %s: %s", host, sanitizeString(err.Error(), maxErrorDetail))
+		}
+		if len(found) == 0 {
+			return netip.Addr{}, fail(model.SeverityHigh, "cannot resolve %s: no address", host)
+		}
+		addrs = found
+	}
+next:
+	for _, a := range addrs {
+		a = a.Unmap()
+		for _, u := range uses {
+			if !u.cred.Permits(host, a) {
+				continue next
+			}
+		}
+		return a, nil
+	}
+	for _, u := range uses {
+		if err := probe.CheckCredential(u.cred, u.use, u.kinds, host, addrs[0].Unmap()); err != nil {
+			return netip.Addr{}, fail(model.SeverityHigh, "%v", err)
+		}
+	}
+	return netip.Addr{}, fail(model.SeverityHigh, "the credentials may not be sent to any address of %s", host)
+}
+
+// parseAddr returns host as an IP address, when it is one.
+func parseAddr(host string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(host)
+	return a, err == nil
+}
+
 // close releases the session's socket.
 func (s *session) close() {
 	s.stop()
 	_ = s.g.Close()
 }
 
-// setupV3 fills in g's USM parameters from the vault entries.
-func (s *session) setupV3(g *gosnmp.GoSNMP, main probe.Credential, creds probe.Credentials) error {
+// setupV3 fills in g's USM parameters from the vault entries: main, and
+// priv when config.privCredential names one.
+func (s *session) setupV3(g *gosnmp.GoSNMP, main probe.Credential, priv *probe.Credential) error {
 	cfg := s.cfg
 	if main.Username == "" {
 		return fail(model.SeverityHigh, "credential %q has no user name: for SNMP v3 the vault entry's user name is the USM user", cfg.Credential)
@@ -177,16 +291,12 @@ func (s *session) setupV3(g *gosnmp.GoSNMP, main probe.Credential, creds probe.C
 		return nil
 	}
 	usm.PrivacyPassphrase = usm.AuthenticationPassphrase
-	if cfg.PrivCredential != "" {
-		priv, err := lookup(creds, cfg.PrivCredential)
-		if err != nil {
-			return err
-		}
+	if priv != nil {
 		if priv.Username != "" && priv.Username != main.Username {
 			return fail(model.SeverityHigh, "credentials %q and %q are for different users (%q and %q); the privacy passphrase must be the same user's",
 				cfg.Credential, cfg.PrivCredential, main.Username, priv.Username)
 		}
-		if err := checkPassphrase(priv, cfg.PrivCredential); err != nil {
+		if err := checkPassphrase(*priv, cfg.PrivCredential); err != nil {
 			return err
 		}
 		usm.PrivacyPassphrase = priv.Secret.Reveal()
@@ -204,15 +314,16 @@ func checkPassphrase(c probe.Credential, name string) error {
 	return nil
 }
 
-// lookup fetches a vault entry. The error names the entry, never a value.
-func lookup(creds probe.Credentials, name string) (probe.Credential, error) {
+// lookup fetches a vault entry, which should be of the given kind. The
+// error names the entry, never a value.
+func lookup(creds probe.Credentials, name, kind string) (probe.Credential, error) {
 	if creds == nil {
 		return probe.Credential{}, fail(model.SeverityHigh, "credential %q: this appliance has no vault", name)
 	}
 	c, err := creds.Credential(name)
 	switch {
 	case errors.Is(err, probe.ErrNoCredential):
-		return c, fail(model.SeverityHigh, "credential %q is not in the appliance's vault; add it with \"sonde-appliance vault set %s\"", name, name)
+		return c, fail(model.SeverityHigh, "credential %q is not in the appliance's vault; add it with \"sonde-appliance vault set %s --kind %s --hosts LIST\"", name, name, kind)
 	case err != nil:
 		return c, fail(model.SeverityHigh, "looking up credential %q: %v", name, err)
 	}

@@ -5,13 +5,16 @@
 // Collector key "snmp", checks "system" and "interfaces" (System and
 // Interfaces). Configuration, the same for both checks:
 //
-//	address         string  host name or IP address; empty means the asset's name
+//	address         string  host name or IP address; empty means the asset's
+//	                        name; the credentials' hosts must permit it (below)
 //	port            int     UDP port of the agent (default 161)
 //	version         string  "2c" or "3" (required: a v3 passphrase must never
 //	                        be sent as a clear-text community by accident)
-//	credential      string  name of the vault entry (required), see below
+//	credential      string  name of the vault entry (required), see below:
+//	                        kind snmp-community for v2c, snmpv3-auth for v3
 //	privCredential  string  v3 authPriv only: name of a second vault entry
-//	                        holding the privacy passphrase (optional)
+//	                        holding the privacy passphrase (optional; kind
+//	                        snmpv3-priv)
 //	securityLevel   string  v3: "authPriv" (default), "authNoPriv" or
 //	                        "noAuthNoPriv"
 //	authProtocol    string  v3: "SHA" (default, HMAC-SHA-96), "SHA224",
@@ -29,17 +32,32 @@
 // MD5 and DES are refused: both are broken, and every agent that offers
 // them also offers SHA and AES.
 //
-// Credentials. For v2c the vault entry's secret is the community (its user
-// name is ignored). For v3 the entry's user name is the USM user name and
-// its secret the authentication passphrase (vault kind snmpv3-auth). The
-// privacy passphrase is the same as the authentication passphrase (as
-// net-snmp's createUser does when no privacy passphrase is given), unless
-// privCredential names a second entry (vault kind snmpv3-priv) whose secret
-// is the privacy passphrase; its user name, when set, must be the same
-// user. Passphrases must be at least 8 bytes long (RFC 3414). Two entries
-// rather than one secret holding both: the vault refuses line breaks in a
-// secret and already has the two kinds, and an operator can rotate each
-// passphrase on its own.
+// Credentials. For v2c the vault entry's secret is the community (vault kind
+// snmp-community; its user name is ignored). For v3 the entry's user name is
+// the USM user name and its secret the authentication passphrase (vault kind
+// snmpv3-auth). The privacy passphrase is the same as the authentication
+// passphrase (as net-snmp's createUser does when no privacy passphrase is
+// given), unless privCredential names a second entry (vault kind
+// snmpv3-priv) whose secret is the privacy passphrase; its user name, when
+// set, must be the same user. Passphrases must be at least 8 bytes long (RFC
+// 3414). Two entries rather than one secret holding both: the vault refuses
+// line breaks in a secret and already has the two kinds, and an operator can
+// rotate each passphrase on its own.
+//
+// An entry of another kind is refused: an HTTP password is never sent as a
+// community, a community never as a v3 passphrase. And every entry goes
+// only where the appliance's vault lets it: the hub configures both the
+// address and the credential's names, so without this whoever can
+// configure checks could have a community or a passphrase sent to a host
+// of theirs. The probe resolves the address once, itself, and sends to the
+// first address it resolves to that the hosts of every entry it uses permit
+// (an address or network pattern matching the address, or a name pattern
+// matching the configured name; see probe.HostPattern); the SNMP library is
+// given that address, never the name, and the socket is checked once more
+// when it is created. Otherwise the run fails before any packet is sent.
+// The hosts are set on the appliance: sonde-appliance vault hosts NAME LIST.
+// A configured name appears in messages with the address used, as
+// "switch1.corp[10.0.0.5]:161".
 //
 // Result of "system": type "system", one item named "system":
 //
@@ -83,7 +101,9 @@
 // Errors and their severities:
 //
 //	HIGH    the configuration is invalid; the credential is not in the vault
-//	        or does not fit the version; no answer (for v2c: a wrong
+//	        or does not fit the version; a credential is of the wrong kind or
+//	        its hosts do not permit the address (nothing is sent); the
+//	        address does not resolve; no answer (for v2c: a wrong
 //	        community, which agents silently drop, or an unreachable agent);
 //	        SNMP authentication failed (v3); the agent's answer is malformed
 //	        or out of order; the agent gives no system group / no interfaces

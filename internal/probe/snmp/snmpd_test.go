@@ -4,14 +4,21 @@ package snmp
 
 import (
 	"context"
+	"maps"
+	"net"
+	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gosnmp/gosnmp"
+
 	"github.com/sonde-monitoring/sonde/internal/model"
 	"github.com/sonde-monitoring/sonde/internal/probe"
+	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/testutil"
 )
 
@@ -25,6 +32,13 @@ const (
 	strongPriv  = "Priv-Strong-Walrus-3391"
 	noPrivAuth  = "Auth-NoPriv-Tangerine-42"
 	wrongSecret = "Wrong-Pumpernickel-6660"
+)
+
+// Short names for the kinds, for the tables.
+const (
+	kCommunity = probe.KindSNMPCommunity
+	kAuth      = probe.KindSNMPv3Auth
+	kPriv      = probe.KindSNMPv3Priv
 )
 
 var allSecrets = []string{community, authPass, privPass, strongAuth, strongPriv, noPrivAuth, wrongSecret}
@@ -47,21 +61,23 @@ func startAgent(t *testing.T) *testutil.SNMPD {
 
 // agentVault holds an entry for each way of reaching the agent.
 var agentVault = vault{
-	"v2":            entry("v2", "ignored-user", community),
-	"v2-wrong":      entry("v2-wrong", "", wrongSecret),
-	"v3":            entry("v3", "sonde", authPass),
-	"v3-priv":       entry("v3-priv", "sonde", privPass),
-	"v3-privnouser": entry("v3-privnouser", "", privPass),
-	"v3-wrong":      entry("v3-wrong", "sonde", wrongSecret),
-	"v3-unknown":    entry("v3-unknown", "nobody", authPass),
-	"strong":        entry("strong", "strong", strongAuth),
-	"strong-priv":   entry("strong-priv", "strong", strongPriv),
-	"mid":           entry("mid", "mid", strongAuth),
-	"mid-priv":      entry("mid-priv", "mid", strongPriv),
-	"same":          entry("same", "same", authPass),
-	"nopriv":        entry("nopriv", "nopriv", noPrivAuth),
-	"short":         entry("short", "sonde", "short"),
-	"other-user":    entry("other-user", "someone-else", privPass),
+	"v2":            entry("v2", kCommunity, "ignored-user", community),
+	"v2-wrong":      entry("v2-wrong", kCommunity, "", wrongSecret),
+	"v3":            entry("v3", kAuth, "sonde", authPass),
+	"v3-priv":       entry("v3-priv", kPriv, "sonde", privPass),
+	"v3-privnouser": entry("v3-privnouser", kPriv, "", privPass),
+	"v3-wrong":      entry("v3-wrong", kAuth, "sonde", wrongSecret),
+	"v3-priv-wrong": entry("v3-priv-wrong", kPriv, "sonde", wrongSecret),
+	"v3-unknown":    entry("v3-unknown", kAuth, "nobody", authPass),
+	"v3-nouser":     entry("v3-nouser", kAuth, "", authPass),
+	"strong":        entry("strong", kAuth, "strong", strongAuth),
+	"strong-priv":   entry("strong-priv", kPriv, "strong", strongPriv),
+	"mid":           entry("mid", kAuth, "mid", strongAuth),
+	"mid-priv":      entry("mid-priv", kPriv, "mid", strongPriv),
+	"same":          entry("same", kAuth, "same", authPass),
+	"nopriv":        entry("nopriv", kAuth, "nopriv", noPrivAuth),
+	"short":         entry("short", kAuth, "sonde", "short"),
+	"other-user":    entry("other-user", kPriv, "someone-else", privPass),
 }
 
 // TestAgent runs both checks against a real snmpd, with every way of
@@ -158,7 +174,7 @@ func TestAgent(t *testing.T) {
 			model.SeverityHigh, []string{"SNMP authentication failed", `"sonde"`, `"v3-wrong"`}},
 		{"wrong v3 auth passphrase interfaces", Interfaces, v3("credential", "v3-wrong", "timeout", 1),
 			model.SeverityHigh, []string{"SNMP authentication failed"}},
-		{"wrong v3 privacy passphrase", System, v3("credential", "v3", "privCredential", "v3-wrong", "timeout", 0.3, "retries", 0),
+		{"wrong v3 privacy passphrase", System, v3("credential", "v3", "privCredential", "v3-priv-wrong", "timeout", 0.3, "retries", 0),
 			model.SeverityHigh, []string{"no answer", "privacy passphrase"}},
 		{"wrong v3 auth protocol", System, v3("credential", "v3", "privCredential", "v3-priv", "authProtocol", "SHA256", "timeout", 1),
 			model.SeverityHigh, []string{"SNMP authentication failed"}},
@@ -176,7 +192,7 @@ func TestAgent(t *testing.T) {
 			model.SeverityHigh, []string{`"short"`, "shorter than 8"}},
 		{"privCredential of another user", System, v3("credential", "v3", "privCredential", "other-user"),
 			model.SeverityHigh, []string{"different users"}},
-		{"v3 credential without a user", System, v3("credential", "v2-wrong"),
+		{"v3 credential without a user", System, v3("credential", "v3-nouser"),
 			model.SeverityHigh, []string{"no user name"}},
 	}
 	for _, tc := range fail {
@@ -248,4 +264,178 @@ func TestAgentConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// snmpInPkts reads SNMPv2-MIB snmpInPkts.0 from the agent: the number of
+// packets it received, this request included.
+func snmpInPkts(t *testing.T, srv *testutil.SNMPD) uint64 {
+	t.Helper()
+	g := &gosnmp.GoSNMP{Target: srv.Host, Port: uint16(srv.Port), Community: community, Version: gosnmp.Version2c, Timeout: 2 * time.Second, Retries: 1}
+	if err := g.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	res, err := g.Get([]string{".1.3.6.1.2.1.11.1.0"})
+	if err != nil || len(res.Variables) != 1 {
+		t.Fatalf("reading snmpInPkts: %v", err)
+	}
+	return gosnmp.ToBigInt(res.Variables[0].Value).Uint64()
+}
+
+// udpSink counts the datagrams sent to a UDP port on 127.0.0.1.
+func udpSink(t *testing.T) (port int, received func() int64) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			n.Add(1)
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	return pc.LocalAddr().(*net.UDPAddr).Port, func() int64 {
+		time.Sleep(100 * time.Millisecond) // let a stray datagram arrive
+		return n.Load()
+	}
+}
+
+// firstLocalhost returns the first address localhost resolves to, or an
+// invalid address.
+func firstLocalhost() netip.Addr {
+	addrs, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", "localhost")
+	if err != nil || len(addrs) == 0 {
+		return netip.Addr{}
+	}
+	return addrs[0].Unmap()
+}
+
+// TestAgentCredentialHosts: the probe sends a credential only to an
+// address its vault entry permits, and only as the kind it is. A refused
+// run sends no packet at all: the configuration (which the hub sends)
+// could otherwise point the check at a host of an attacker's and collect
+// the community or the v3 passphrases.
+func TestAgentCredentialHosts(t *testing.T) {
+	srv := startAgent(t)
+	port := srv.Port
+	with := func(c probe.Credential, hosts ...string) probe.Credential {
+		c.Hosts = hosts
+		return c
+	}
+	v := vault{
+		"lo-ip":      agentVault["v2"],
+		"lo-cidr":    with(agentVault["v2"], "10.0.0.0/8", "127.0.0.0/8"),
+		"lo-name":    with(agentVault["v2"], "*.corp", "localhost"),
+		"far":        with(agentVault["v2"], "10.0.0.0/8"),
+		"far-names":  with(agentVault["v2"], "*.corp", "switch1.lan"),
+		"nowhere":    with(agentVault["v2"]),
+		"web":        {Name: "web", Kind: probe.KindPassword, Username: "admin", Secret: secret.New(community), Hosts: []string{"127.0.0.1"}},
+		"v3":         agentVault["v3"],
+		"v3-priv":    agentVault["v3-priv"],
+		"v3-far":     with(agentVault["v3"], "192.0.2.0/24"),
+		"v3-priv-10": with(agentVault["v3-priv"], "10.0.0.0/8"),
+	}
+	// The entries' names are those of the map, whatever they were copied from.
+	for name, c := range v {
+		c.Name = name
+		v[name] = c
+	}
+	v2 := func(cred string, kv ...any) map[string]any {
+		return portConfig(port, append([]any{"version", "2c", "credential", cred}, kv...)...)
+	}
+	v3 := func(kv ...any) map[string]any { return portConfig(port, append([]any{"version", "3"}, kv...)...) }
+	lo := firstLocalhost()
+
+	t.Run("permitted", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			cfg  map[string]any
+			skip bool
+		}{
+			{"address", v2("lo-ip"), false},
+			{"network", v2("lo-cidr"), false},
+			{"network, by a name that resolves into it", v2("lo-cidr", "address", "localhost"), !lo.IsValid()},
+			{"name", v2("lo-name", "address", "LocalHost"), lo != netip.MustParseAddr("127.0.0.1")},
+			{"v3 both permitted", v3("credential", "v3", "privCredential", "v3-priv"), false},
+		} {
+			if tc.skip {
+				t.Logf("%s: skipped, localhost does not resolve to 127.0.0.1 first here", tc.name)
+				continue
+			}
+			res := runCheck(t, System, target(CheckSystem, tc.cfg), v, 10*time.Second)
+			if res.Error != nil {
+				t.Errorf("%s: %s %s", tc.name, res.Error.Severity, res.Error.Message)
+			}
+			assertNoSecrets(t, res, allSecrets...)
+		}
+	})
+
+	refused := []struct {
+		name string
+		cfg  map[string]any
+		want string
+		skip bool
+	}{
+		{"address not permitted", v2("far"),
+			`credential "far" may not be sent to 127.0.0.1: its hosts are 10.0.0.0/8 (the appliance's operator sets them with "sonde-appliance vault hosts far LIST")`, false},
+		{"name resolving outside the networks", v2("far", "address", "localhost"),
+			`credential "far" may not be sent to localhost (`, !lo.IsValid()},
+		{"address, only name patterns", v2("far-names"),
+			`credential "far-names" may not be sent to 127.0.0.1: its hosts are *.corp, switch1.lan`, false},
+		{"name not permitted, only name patterns", v2("far-names", "address", "localhost"),
+			`credential "far-names" may not be sent to localhost: its hosts are *.corp, switch1.lan`, false},
+		{"no hosts", v2("nowhere"),
+			`credential "nowhere" has no hosts it may be sent to: on the appliance, run "sonde-appliance vault hosts nowhere LIST"`, false},
+		{"a password as a community", v2("web"),
+			`credential "web" is a password, the snmp probe with version 2c takes snmp-community`, false},
+		{"a community as a v3 credential", v3("credential", "lo-ip"),
+			`credential "lo-ip" is a snmp-community, the snmp probe's config.credential with version 3 takes snmpv3-auth`, false},
+		{"a v3 auth passphrase as the privacy one", v3("credential", "v3", "privCredential", "v3"),
+			`credential "v3" is a snmpv3-auth, the snmp probe's config.privCredential takes snmpv3-priv`, false},
+		{"a privacy passphrase as the auth one", v3("credential", "v3-priv"),
+			`credential "v3-priv" is a snmpv3-priv, the snmp probe's config.credential with version 3 takes snmpv3-auth`, false},
+		{"v3 credential not permitted", v3("credential", "v3-far", "privCredential", "v3-priv"),
+			`credential "v3-far" may not be sent to 127.0.0.1: its hosts are 192.0.2.0/24`, false},
+		{"v3 privCredential not permitted", v3("credential", "v3", "privCredential", "v3-priv-10"),
+			`credential "v3-priv-10" may not be sent to 127.0.0.1: its hosts are 10.0.0.0/8`, false},
+	}
+	t.Run("refused before sending anything", func(t *testing.T) {
+		sink, received := udpSink(t)
+		before := snmpInPkts(t, srv)
+		for _, tc := range refused {
+			if tc.skip {
+				t.Logf("%s: skipped, localhost does not resolve here", tc.name)
+				continue
+			}
+			for _, p := range []int{port, sink} {
+				cfg := maps.Clone(tc.cfg)
+				cfg["port"] = p
+				res := runCheck(t, Interfaces, target(tc.name, cfg), v, 5*time.Second)
+				if res.Error == nil || res.Error.Severity != model.SeverityHigh || !strings.Contains(res.Error.Message, tc.want) || res.Types != nil {
+					t.Errorf("%s: got %+v %+v, want a HIGH error with %q", tc.name, res.Error, res.Types, tc.want)
+					continue
+				}
+				assertNoSecrets(t, res, allSecrets...)
+				if p == port {
+					t.Logf("%s: %s", tc.name, res.Error.Message)
+				}
+			}
+		}
+		// The agent's own count: the second read is the only packet since
+		// the first.
+		if after := snmpInPkts(t, srv); after != before+1 {
+			t.Errorf("snmpd received %d packets during the refused runs, want none", after-before-1)
+		}
+		if n := received(); n != 0 {
+			t.Errorf("the UDP listener received %d datagrams from refused runs, want none", n)
+		}
+	})
 }
