@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +73,9 @@ func start(t *testing.T, a *Appliance) (stop func()) {
 			if err != nil {
 				t.Errorf("appliance Run: %v", err)
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("the appliance did not stop")
+		case <-time.After(60 * time.Second):
+			buf := make([]byte, 1<<20)
+			t.Errorf("the appliance did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 		}
 		a.Close()
 	}
