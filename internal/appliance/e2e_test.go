@@ -338,3 +338,28 @@ func TestCertificateRenewal(t *testing.T) {
 		t.Fatalf("session with a superseded certificate = %v", err)
 	}
 }
+
+// TestStopsPromptly: an appliance connected to a hub that keeps talking
+// (a heartbeat every 5 ms) stops as soon as it is told to.
+func TestStopsPromptly(t *testing.T) {
+	r := newRig(t, hub.Config{Heartbeat: 5 * time.Millisecond})
+	logs := &testutil.SyncBuffer{}
+	for range 10 {
+		a := r.appliance(t.TempDir(), "probe-1", logs)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		testutil.WaitFor(t, "the connection", 15*time.Second, func() bool {
+			return strings.Count(logs.String(), "connected to the hub") > 0
+		})
+		time.Sleep(300 * time.Millisecond) // heartbeats flow
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			buf := make([]byte, 1<<20)
+			t.Fatalf("the appliance did not stop within 5 s; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+		}
+		a.Close()
+	}
+}

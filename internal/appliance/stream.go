@@ -83,10 +83,13 @@ type stream struct {
 	renewKey *ecdsa.PrivateKey
 }
 
+// close ends the stream for good: it closes the TCP connection under the
+// TLS one, so that no later deadline (the read loop sets one before every
+// read) can bring it back, and no close_notify waits on a stuck peer.
 func (s *stream) close() {
 	s.doneOnce.Do(func() {
 		close(s.done)
-		s.conn.SetDeadline(time.Now())
+		s.conn.NetConn().Close()
 	})
 }
 
@@ -165,6 +168,11 @@ func (s *stream) read(ctx context.Context, rd *wire.Reader) error {
 	stop := context.AfterFunc(ctx, s.close)
 	defer stop()
 	for {
+		select {
+		case <-s.done:
+			return ctx.Err()
+		default:
+		}
 		if err := s.conn.SetReadDeadline(time.Now().Add(streamIdle)); err != nil {
 			return err
 		}
