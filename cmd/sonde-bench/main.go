@@ -25,6 +25,7 @@ Usage:
   sonde-bench storage [flags]   write gauges straight into the local time-series store
   sonde-bench replay  [flags]   fill an appliance's disk buffer and time its replay into the hub
   sonde-bench icmp    [flags]   ICMP echoes through the icmp probe and through fping, side by side
+  sonde-bench agent   [flags]   the host agent's CPU and memory beside Debian's prometheus-node-exporter
 
 Run "sonde-bench ingest -h" or "sonde-bench storage -h" for the flags.
 `
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runStorage(ctx, args[1:], stdout, stderr)
 	case "replay":
 		err = runReplay(ctx, args[1:], stdout, stderr)
+	case "agent":
+		err = runAgent(ctx, args[1:], stdout, stderr)
 	case "icmp":
 		err = runICMP(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
