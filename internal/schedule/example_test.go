@@ -23,6 +23,9 @@ func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
+	for !s.Running() { // a slot that passes before Run is missed
+		time.Sleep(time.Millisecond)
+	}
 
 	// The check's slot is the second that is 1+1 modulo 60, plus 1/32 s
 	// for asset 1.

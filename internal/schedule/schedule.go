@@ -263,6 +263,14 @@ func (s *Scheduler) Remove(ids ...JobID) {
 	s.armLocked(s.nowLocked())
 }
 
+// Running reports whether Run is running: slots that pass while it is not
+// are missed, not run.
+func (s *Scheduler) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runCtx != nil
+}
+
 // Stats returns the scheduler's counters.
 func (s *Scheduler) Stats() Stats {
 	s.mu.Lock()

@@ -68,6 +68,8 @@ func (h *harness) start() {
 	h.cancel = cancel
 	go func() { h.done <- h.s.Run(ctx) }()
 	h.t.Cleanup(func() { h.stop() })
+	// A slot that passes before Run has started is missed: let it start.
+	h.waitFor("Run to start", h.s.Running)
 }
 
 // stop cancels Run and waits for it to return.
