@@ -184,3 +184,21 @@ func TestCheckCredential(t *testing.T) {
 		})
 	}
 }
+
+func TestValidHost(t *testing.T) {
+	cases := []struct {
+		in string
+		ok bool
+	}{
+		{"example.com", true}, {"example.com.", true}, {"a-b.c_d.example", true}, {"localhost", true},
+		{"192.0.2.1", true}, {"2001:db8::1", true}, {"[2001:db8::1]", true}, {"fe80::1%eth0", true},
+		{"", false}, {".", false}, {"a..b", false}, {"-a.example", false}, {"a b", false},
+		{"http://x", false}, {"x:80", false}, {strings.Repeat("a", 64) + ".example", false},
+		{strings.Repeat("a.", 127) + "aa", false},
+	}
+	for _, c := range cases {
+		if got := ValidHost(c.in); got != c.ok {
+			t.Errorf("ValidHost(%q) = %v, want %v", c.in, got, c.ok)
+		}
+	}
+}

@@ -136,7 +136,7 @@ func (c *Config) settings(assetName string) (*settings, error) {
 
 	server := c.Server
 	if server == "" {
-		if !validHost(assetName) {
+		if !probe.ValidHost(assetName) {
 			return nil, errors.New("config.server: missing, and the asset's name is not a host name; set config.server")
 		}
 		server = assetName
@@ -213,7 +213,7 @@ func splitServer(server string) (host string, port int, err error) {
 		}
 		host, port = h, n
 	}
-	if !validHost(host) {
+	if !probe.ValidHost(host) {
 		return "", 0, errSyntax
 	}
 	return host, port, nil
@@ -398,31 +398,4 @@ func shorten(s string) string {
 		return s
 	}
 	return s[:maxMessageLen] + "…"
-}
-
-// validHost reports whether s is an IP address (IPv6 optionally in
-// brackets, with a zone) or a syntactically valid host name.
-func validHost(s string) bool {
-	if s == "" {
-		return false
-	}
-	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return true
-	}
-	name := strings.TrimSuffix(s, ".")
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -283,11 +283,11 @@ func (c *Config) settings(assetName string) (*settings, error) {
 	s := &settings{address: c.Address, count: defaultCount, size: defaultSize,
 		interval: defaultInterval * time.Millisecond, timeout: defaultTimeout * time.Millisecond}
 	switch {
-	case s.address == "" && !validHost(assetName):
+	case s.address == "" && !probe.ValidHost(assetName):
 		return nil, errors.New("config.address: missing, and the asset's name is not a host name; set config.address")
 	case s.address == "":
 		s.address = assetName
-	case !validHost(s.address):
+	case !probe.ValidHost(s.address):
 		return nil, errors.New("config.address: must be a host name or an IP address")
 	}
 	if c.Count != 0 {
@@ -577,32 +577,4 @@ func (p *Prober) resolve(ctx context.Context, host string) (netip.Addr, error) {
 		return netip.Addr{}, errors.New("no address found")
 	}
 	return ips[0].Unmap(), nil
-}
-
-// validHost reports whether s is an IP address (IPv6 optionally in
-// brackets, with a zone) or a syntactically valid host name. It is the tcp
-// probe's rule.
-func validHost(s string) bool {
-	if s == "" {
-		return false
-	}
-	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return true
-	}
-	name := strings.TrimSuffix(s, ".")
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -580,19 +580,3 @@ func TestBuildResult(t *testing.T) {
 		})
 	}
 }
-
-func TestValidHost(t *testing.T) {
-	cases := []struct {
-		in string
-		ok bool
-	}{
-		{"example.com", true}, {"localhost", true}, {"192.0.2.1", true}, {"2001:db8::1", true},
-		{"[2001:db8::1]", true}, {"fe80::1%eth0", true},
-		{"", false}, {"a..b", false}, {"-a.example", false}, {"a b", false}, {"http://x", false}, {"x:80", false},
-	}
-	for _, c := range cases {
-		if got := validHost(c.in); got != c.ok {
-			t.Errorf("validHost(%q) = %v, want %v", c.in, got, c.ok)
-		}
-	}
-}

@@ -120,7 +120,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/gosnmp/gosnmp"
@@ -253,7 +252,7 @@ func protocolKey(s string) string {
 // Validate checks the configuration, fills in the defaults and names the
 // field that is wrong.
 func (c *Config) Validate() error {
-	if !validHost(c.Address) {
+	if !probe.ValidHost(c.Address) {
 		return errors.New("config.address: must be a host name or an IP address")
 	}
 	if c.Port == 0 {
@@ -353,7 +352,7 @@ func parseConfig(t probe.Target) (*Config, error) {
 		return nil, err
 	}
 	if c.Address == "" {
-		if !validHost(t.AssetName) {
+		if !probe.ValidHost(t.AssetName) {
 			return nil, errors.New("config.address: missing, and the asset's name is not a host name; set config.address")
 		}
 		c.Address = t.AssetName
@@ -362,31 +361,4 @@ func parseConfig(t probe.Target) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
-}
-
-// validHost reports whether s is an IP address (IPv6 optionally in
-// brackets, with a zone) or a syntactically valid host name.
-func validHost(s string) bool {
-	if s == "" {
-		return false
-	}
-	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return true
-	}
-	name := strings.TrimSuffix(s, ".")
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

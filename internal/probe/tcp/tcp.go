@@ -92,7 +92,7 @@ type Config struct {
 // Validate checks the configuration and names the field that is wrong. An
 // empty address is valid here: Probe falls back to the asset's name.
 func (c *Config) Validate() error {
-	if c.Address != "" && !validHost(c.Address) {
+	if c.Address != "" && !probe.ValidHost(c.Address) {
 		return fmt.Errorf("config.address: must be a host name or an IP address")
 	}
 	if len(c.Ports) == 0 || len(c.Ports) > maxPorts {
@@ -124,7 +124,7 @@ func parseConfig(t probe.Target) (*Config, error) {
 		return nil, err
 	}
 	if c.Address == "" {
-		if !validHost(t.AssetName) {
+		if !probe.ValidHost(t.AssetName) {
 			return nil, errors.New("config.address: missing, and the asset's name is not a host name; set config.address")
 		}
 		c.Address = t.AssetName
@@ -317,31 +317,4 @@ func runContext(ctx context.Context, timeout float64) (context.Context, context.
 		return context.WithTimeout(ctx, defaultTimeout)
 	}
 	return context.WithCancel(ctx)
-}
-
-// validHost reports whether s is an IP address (IPv6 optionally in
-// brackets, with a zone) or a syntactically valid host name.
-func validHost(s string) bool {
-	if s == "" {
-		return false
-	}
-	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return true
-	}
-	name := strings.TrimSuffix(s, ".")
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

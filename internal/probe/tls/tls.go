@@ -75,7 +75,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -136,12 +135,12 @@ func (c *Config) Validate() error {
 func (c *Config) settings(assetName string) (*settings, error) {
 	s := &settings{address: c.Address, serverName: c.ServerName, port: c.Port, warnDays: defaultWarnDays}
 	if s.address == "" {
-		if !validHost(assetName) {
+		if !probe.ValidHost(assetName) {
 			return nil, errors.New("config.address: missing, and the asset's name is not a host name; set config.address")
 		}
 		s.address = assetName
 	}
-	if !validHost(s.address) {
+	if !probe.ValidHost(s.address) {
 		return nil, errors.New("config.address: must be a host name or an IP address")
 	}
 	s.address = strings.Trim(s.address, "[]")
@@ -153,7 +152,7 @@ func (c *Config) settings(assetName string) (*settings, error) {
 	}
 	if s.serverName == "" {
 		s.serverName = strings.TrimSuffix(s.address, ".")
-	} else if !validHost(s.serverName) {
+	} else if !probe.ValidHost(s.serverName) {
 		return nil, errors.New("config.servername: must be a host name or an IP address")
 	}
 	s.serverName = strings.Trim(s.serverName, "[]")
@@ -336,31 +335,4 @@ func shorten(s string) string {
 		return s
 	}
 	return s[:maxMessageLen] + "…"
-}
-
-// validHost reports whether s is an IP address (IPv6 optionally in
-// brackets, with a zone) or a syntactically valid host name.
-func validHost(s string) bool {
-	if s == "" {
-		return false
-	}
-	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return true
-	}
-	name := strings.TrimSuffix(s, ".")
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
