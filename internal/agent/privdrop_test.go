@@ -45,12 +45,7 @@ func dropChild(dir string) {
 // TestDropPrivileges starts a child as root, lets it drop to nobody, and
 // checks what it can still do. It needs root (CI runs as root).
 func TestDropPrivileges(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs root, and CI runs as root")
-		}
-		t.Skip("needs root: dropping privileges is what it tests")
-	}
+	needRoot(t)
 	if _, err := user.Lookup("nobody"); err != nil {
 		t.Fatalf("the test needs the user nobody: %v", err)
 	}
@@ -81,9 +76,7 @@ func TestDropPrivileges(t *testing.T) {
 }
 
 func TestDropPrivilegesUnknownUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("as another user there is nothing to drop")
-	}
+	needRoot(t)
 	_, err := DropPrivileges("no-such-user-sonde", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "useradd") {
 		t.Errorf("DropPrivileges with an unknown user = %v, want advice to create it", err)
@@ -94,9 +87,7 @@ func TestDropPrivilegesUnknownUser(t *testing.T) {
 // state directory (a hard link to a root file, a symbolic link) is never
 // given to it.
 func TestHandOverLeavesLinksAlone(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: changing owners is what it tests")
-	}
+	needRoot(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	os.MkdirAll(filepath.Join(state, "spool"), 0o700)
@@ -134,4 +125,17 @@ func TestHandOverLeavesLinksAlone(t *testing.T) {
 	if err := handOver(link, 65534, 65534); err == nil {
 		t.Error("a state directory that is a link was accepted")
 	}
+}
+
+// needRoot skips a test that changes owners or users when not run as
+// root, except under CI, which runs as root: there it fails.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this test needs root, and CI runs as root")
+	}
+	t.Skip("needs root: it changes owners and users")
 }
