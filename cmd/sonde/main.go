@@ -105,6 +105,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	fs.StringVar(&cfg.Listen, "listen", listenDef, "HTTPS address for the API")
 	fs.StringVar(&cfg.StreamListen, "stream-listen", streamDef, "TLS address for appliance streams (empty: serve none)")
 	fs.BoolVar(&cfg.AllowTokenAnnounce, "allow-token-announce", false, "accept unchanged InfraSonar appliances, which announce with a token and no client certificate")
+	fs.IntVar(&cfg.MaxAppliancesPerContainer, "max-appliances-per-container", 100, "appliances one container may have connected at once")
 	var probeKeys listFlag
 	fs.Var(&probeKeys, "probe-collectors", "extra collector keys of InfraSonar probes to send to appliances (repeatable, or comma-separated)")
 	fs.Var(&sans, "tls-san", "extra DNS name or IP for the hub's certificate (repeatable, or comma-separated)")

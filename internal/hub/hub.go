@@ -49,10 +49,13 @@ type Config struct {
 	// ApplianceCertValidity is how long an appliance certificate is
 	// valid; 0 means a year. Appliances renew theirs in time.
 	ApplianceCertValidity time.Duration
-	TLSSANs               []string
-	TLSCert               string
-	TLSKey                string
-	Retention             time.Duration
+	// MaxAppliancesPerContainer bounds the appliances connected at once
+	// in one container; 0 means 100.
+	MaxAppliancesPerContainer int
+	TLSSANs                   []string
+	TLSCert                   string
+	TLSKey                    string
+	Retention                 time.Duration
 	// RequestsPerSecond and Burst limit each API token; 0 disables.
 	RequestsPerSecond float64
 	Burst             float64
@@ -146,6 +149,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 			State: h.st, Ingest: in, CA: h.ca, Cert: cert, Logger: cfg.Logger.With("part", "stream"),
 			AllowTokenAnnounce: cfg.AllowTokenAnnounce, ExtraProbeKeys: cfg.ExtraProbeKeys,
 			Heartbeat: cfg.Heartbeat, CertValidity: cfg.ApplianceCertValidity, Now: cfg.Now,
+			MaxAppliancesPerContainer: cfg.MaxAppliancesPerContainer,
 		})
 		if err != nil {
 			return nil, err

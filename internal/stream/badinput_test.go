@@ -276,3 +276,34 @@ func TestPreAuthLimitPerAddress(t *testing.T) {
 		t.Error("the handshake waited for a slot too long")
 	}
 }
+
+// TestApplianceLimitPerContainer: a container cannot connect more
+// appliances than the hub allows; one that reconnects is not counted twice.
+func TestApplianceLimitPerContainer(t *testing.T) {
+	h := testutil.StartHub(t, hub.Config{StreamListen: "127.0.0.1:0", AllowTokenAnnounce: true, MaxAppliancesPerContainer: 2})
+	tok := h.Token(1, "CORE_CONNECT")
+	announce := func(name string, id uint64) wire.Packet {
+		c := dialStream(t, h)
+		body, _ := wire.MarshalAnnounce(wire.Announce{ApplianceID: id, Name: name, Token: tok})
+		wire.WritePacket(c, wire.Packet{PID: 1, Type: wire.TypeAnnounce, Body: body})
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		p, err := wire.ReadPacket(c, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := announce("a", 0)
+	if first.Type != wire.TypeAnnounceReply || announce("b", 0).Type != wire.TypeAnnounceReply {
+		t.Fatal("the first two appliances were refused")
+	}
+	p := announce("c", 0)
+	msg, _ := wire.UnmarshalErrorBody(p.Body)
+	if p.Type != wire.TypeError || !strings.Contains(msg, "2 appliances connected already") {
+		t.Fatalf("the third appliance got %v %q", p.Type, msg)
+	}
+	r, _ := wire.UnmarshalAnnounceReply(first.Body)
+	if announce("a", r.ApplianceID).Type != wire.TypeAnnounceReply {
+		t.Error("an appliance reconnecting was counted twice")
+	}
+}

@@ -68,7 +68,11 @@ type Config struct {
 	// PushDelay gathers configuration changes made close together into
 	// one push; 0 means 200 ms.
 	PushDelay time.Duration
-	Now       func() time.Time
+	// MaxAppliancesPerContainer bounds the appliances connected at once
+	// in one container (each costs the hub a stream and a share of every
+	// configuration push); 0 means 100.
+	MaxAppliancesPerContainer int
+	Now                       func() time.Time
 }
 
 // Server serves appliance streams.
@@ -115,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.PushDelay <= 0 {
 		cfg.PushDelay = 200 * time.Millisecond
+	}
+	if cfg.MaxAppliancesPerContainer <= 0 {
+		cfg.MaxAppliancesPerContainer = 100
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -551,6 +558,13 @@ func (s *Server) announce(ctx context.Context, conn *tls.Conn, p wire.Packet, re
 	}
 	s.mu.Lock()
 	old := s.sessions[app.ID]
+	if old == nil && s.connectedLocked(app.ContainerID) >= s.cfg.MaxAppliancesPerContainer {
+		s.mu.Unlock()
+		return nil, &refusal{
+			msg: fmt.Sprintf("this container has %d appliances connected already, the most this hub allows", s.cfg.MaxAppliancesPerContainer),
+			log: "appliance limit of the container reached",
+		}
+	}
 	s.sessions[app.ID] = ss
 	s.mu.Unlock()
 	if old != nil {
@@ -587,6 +601,17 @@ func (s *Server) remove(ss *session) {
 	if cur && ctx != nil && ctx.Err() == nil {
 		s.schedule(ss.app.ContainerID)
 	}
+}
+
+// connectedLocked counts the connected appliances of a container.
+func (s *Server) connectedLocked(container int64) int {
+	n := 0
+	for _, ss := range s.sessions {
+		if ss.app.ContainerID == container {
+			n++
+		}
+	}
+	return n
 }
 
 // members lists the connected appliances of a container.
