@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/sonde-monitoring/sonde/internal/hub"
 )
 
 // The host agent's footprint targets: RSS and binary size in bytes
@@ -288,7 +286,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	// The hub, and the agent's token.
-	h, err := spawnAgentHub(ctx, *sondeBin, dir)
+	h, err := spawnHub(ctx, *sondeBin, dir, false)
 	if err != nil {
 		return err
 	}
@@ -596,46 +594,4 @@ func hubReceived(ctx context.Context, h *server, admin *adminClient, stateDir st
 		return stored, 0, fmt.Errorf("%s: value %v", q, out.Data.Result[0].Value[1])
 	}
 	return stored, int(v), nil
-}
-
-// spawnAgentHub runs `sonde hub` on a free local port, with its data in
-// dir and no appliance stream.
-func spawnAgentHub(ctx context.Context, bin, dir string) (*server, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("no sonde binary at %s (build it: make build, or give -sonde): %w", bin, err)
-	}
-	port, err := freeLocalPort()
-	if err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	data := filepath.Join(dir, "hub-data")
-	c, err := startChild("the hub", bin, []string{"hub", "--data", data, "--listen", addr, "--stream-listen", "", "--log-level", "warn"},
-		filepath.Join(dir, "hub.log"))
-	if err != nil {
-		return nil, err
-	}
-	s := &server{name: "sonde hub", base: "https://" + addr, pid: c.pid(), version: binaryVersion(ctx, bin, "version"),
-		stop: func() error { return c.stop(time.Minute) }}
-	ready := func(ctx context.Context) error {
-		if s.tlsConf == nil {
-			conf, err := tlsConfigFromCA(filepath.Join(data, "tls", "ca.crt"))
-			if err != nil {
-				return err
-			}
-			s.tlsConf = conf
-		}
-		if s.token == "" {
-			tok, err := readToken(filepath.Join(data, hub.AdminTokenFile))
-			if err != nil {
-				return err
-			}
-			s.token = tok
-		}
-		return getOK(ctx, newClient(s.tlsConf, true, 2*time.Second), s.base+"/healthz")
-	}
-	if err := c.waitReady(ctx, time.Minute, ready); err != nil {
-		return nil, errors.Join(err, c.stop(10*time.Second))
-	}
-	return s, nil
 }

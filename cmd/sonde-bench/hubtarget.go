@@ -26,26 +26,37 @@ type server struct {
 	pid     int    // 0: CPU and memory unknown
 	tsdbDir string // "": disk use unknown
 	version string
+	stream  string // the hub's appliance stream address; "" when not served
 	stop    func() error
 }
 
-// spawnHub runs `sonde hub` on a free local port with its data in dir.
-func spawnHub(ctx context.Context, bin, dir string) (*server, error) {
+// spawnHub runs `sonde hub` on a free local port with its data in dir,
+// with its appliance stream on another free local port when stream is
+// set (never on the default :8730, which would listen on every address).
+func spawnHub(ctx context.Context, bin, dir string, stream bool) (*server, error) {
 	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("no sonde binary at %s (build it: go build -o bin/sonde ./cmd/sonde, or give --sonde): %w", bin, err)
+		return nil, fmt.Errorf("no sonde binary at %s (build it: make build, or give --sonde): %w", bin, err)
 	}
 	port, err := freeLocalPort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	streamAddr := ""
+	if stream {
+		sport, err := freeLocalPort()
+		if err != nil {
+			return nil, err
+		}
+		streamAddr = "127.0.0.1:" + strconv.Itoa(sport)
+	}
 	data := filepath.Join(dir, "hub-data")
-	c, err := startChild("the hub", bin, []string{"hub", "--data", data, "--listen", addr, "--api-rate", "0", "--log-level", "warn"},
-		filepath.Join(dir, "hub.log"))
+	c, err := startChild("the hub", bin, []string{"hub", "--data", data, "--listen", addr, "--stream-listen", streamAddr,
+		"--api-rate", "0", "--log-level", "warn"}, filepath.Join(dir, "hub.log"))
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "sonde hub", base: "https://" + addr, pid: c.pid(), tsdbDir: filepath.Join(data, "tsdb"),
+	s := &server{name: "sonde hub", base: "https://" + addr, pid: c.pid(), tsdbDir: filepath.Join(data, "tsdb"), stream: streamAddr,
 		version: binaryVersion(ctx, bin, "version"), stop: func() error { return c.stop(time.Minute) }}
 	ready := func(ctx context.Context) error {
 		if s.tlsConf == nil {

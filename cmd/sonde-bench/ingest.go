@@ -40,7 +40,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case f.inProcess:
 		hs, err = inProcessHub(ctx, work)
 	default:
-		hs, err = spawnHub(ctx, f.sonde, work)
+		hs, err = spawnHub(ctx, f.sonde, work, false)
 	}
 	if err != nil {
 		return err

@@ -47,10 +47,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "sonde-bench replay: %d packets over %d assets, data in %s\n", *packets, *assets, dir)
 
-	h, streamAddr, err := spawnStreamHub(ctx, *bin, dir)
+	h, err := spawnHub(ctx, *bin, dir, true)
 	if err != nil {
 		return err
 	}
+	streamAddr := h.stream
 	defer h.stop()
 	admin := &adminClient{base: h.base, token: h.token, client: newClient(h.tlsConf, false, time.Minute)}
 	var tok struct {
@@ -152,50 +153,6 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // target is one (asset, check) of the appliance.
 type target struct{ asset, check uint64 }
-
-// spawnStreamHub runs `sonde hub` with its appliance stream on free ports.
-func spawnStreamHub(ctx context.Context, bin, dir string) (*server, string, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, "", fmt.Errorf("no sonde binary at %s (build it: make build, or give -sonde): %w", bin, err)
-	}
-	port, err := freeLocalPort()
-	if err != nil {
-		return nil, "", err
-	}
-	sport, err := freeLocalPort()
-	if err != nil {
-		return nil, "", err
-	}
-	addr, stream := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(sport)
-	data := filepath.Join(dir, "hub-data")
-	c, err := startChild("the hub", bin, []string{"hub", "--data", data, "--listen", addr, "--stream-listen", stream, "--api-rate", "0", "--log-level", "warn"},
-		filepath.Join(dir, "hub.log"))
-	if err != nil {
-		return nil, "", err
-	}
-	s := &server{name: "sonde hub", base: "https://" + addr, pid: c.pid(), stop: func() error { return c.stop(time.Minute) }}
-	ready := func(ctx context.Context) error {
-		if s.tlsConf == nil {
-			conf, err := tlsConfigFromCA(filepath.Join(data, "tls", "ca.crt"))
-			if err != nil {
-				return err
-			}
-			s.tlsConf = conf
-		}
-		if s.token == "" {
-			tok, err := readToken(filepath.Join(data, "admin-token"))
-			if err != nil {
-				return err
-			}
-			s.token = tok
-		}
-		return getOK(ctx, newClient(s.tlsConf, true, 2*time.Second), s.base+"/healthz")
-	}
-	if err := c.waitReady(ctx, time.Minute, ready); err != nil {
-		return nil, "", errors.Join(err, c.stop(10*time.Second))
-	}
-	return s, stream, nil
-}
 
 // learnAssets runs the appliance until the hub has sent it all its assets.
 func learnAssets(ctx context.Context, cfg appliance.Config, want int) ([]target, error) {
