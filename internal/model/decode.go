@@ -51,7 +51,9 @@ func DefaultLimits() Limits {
 	}
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with every zero (or negative) field set to its
+// DefaultLimits value: the limits a decoder actually applies.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	pick := func(v *int, def int) {
 		if *v <= 0 {
@@ -115,7 +117,7 @@ func errAt(path, format string, args ...any) error {
 // ErrInvalid, so a caller can tell a bad body from a failed read.
 func DecodeCheckData(r io.Reader, lim Limits) (*CheckData, error) {
 	er := &errReader{r: r}
-	d := &decoder{dec: json.NewDecoder(er), lim: lim.withDefaults(), rd: er}
+	d := &decoder{dec: json.NewDecoder(er), lim: lim.WithDefaults(), rd: er}
 	d.dec.UseNumber()
 	cd, err := d.checkData()
 	if err != nil {
@@ -149,7 +151,7 @@ func (e *errReader) Read(p []byte) (int, error) {
 // Validate checks what decoding cannot: the timestamp against now. A zero
 // timestamp is replaced by now.
 func (d *CheckData) Validate(now time.Time, lim Limits) error {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	if d.Timestamp == 0 {
 		d.Timestamp = now.Unix()
 		return nil

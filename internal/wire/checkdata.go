@@ -146,7 +146,7 @@ func checkDataSizeHint(d *model.CheckData) int {
 // *model.DecodeError wrapping model.ErrInvalid, with the path of the value
 // in error (result.cpu[2].usage); malformed MessagePack included.
 func DecodeCheckData(body []byte, lim model.Limits) (*model.CheckData, error) {
-	d := &cdDecoder{decoder: decoder{b: body}, lim: withDefaults(lim)}
+	d := &cdDecoder{decoder: decoder{b: body}, lim: lim.WithDefaults()}
 	cd, err := d.checkData()
 	if err != nil {
 		return nil, err
@@ -155,35 +155,6 @@ func DecodeCheckData(body []byte, lim model.Limits) (*model.CheckData, error) {
 		return nil, errAt("", "%d bytes follow the MessagePack map", len(body)-d.off)
 	}
 	return cd, nil
-}
-
-// withDefaults fills the zero fields of l from model.DefaultLimits, as the
-// model's JSON decoder does.
-func withDefaults(l model.Limits) model.Limits {
-	d := model.DefaultLimits()
-	pick := func(v *int, def int) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	pick(&l.MaxTypes, d.MaxTypes)
-	pick(&l.MaxItems, d.MaxItems)
-	pick(&l.MaxMetrics, d.MaxMetrics)
-	pick(&l.MaxNameLen, d.MaxNameLen)
-	pick(&l.MaxItemNameLen, d.MaxItemNameLen)
-	pick(&l.MaxStringLen, d.MaxStringLen)
-	pick(&l.MaxListLen, d.MaxListLen)
-	pick(&l.MaxValues, d.MaxValues)
-	pick(&l.MaxMessageLen, d.MaxMessageLen)
-	pick(&l.MaxVersionLen, d.MaxVersionLen)
-	pick(&l.MaxSkippedDepth, d.MaxSkippedDepth)
-	if l.MaxFuture <= 0 {
-		l.MaxFuture = d.MaxFuture
-	}
-	if l.MaxAge <= 0 {
-		l.MaxAge = d.MaxAge
-	}
-	return l
 }
 
 func errAt(path, format string, args ...any) error {
