@@ -8,7 +8,9 @@
 #   gcc, libc6-dev: cgo, which `go test -race` needs.
 #   snmpd: the real SNMP agent the snmp probe is tested against.
 #   fping: the reference the icmp probe is compared with (sonde-bench icmp).
-TEST_DEPS="gcc libc6-dev snmpd fping"
+#   python3-aiosmtpd: the real SMTP server (STARTTLS, AUTH) the e-mail
+#     notifier is tested against; run with Debian's /usr/bin/python3.
+TEST_DEPS="gcc libc6-dev snmpd fping python3-aiosmtpd"
 
 set -euo pipefail
 
