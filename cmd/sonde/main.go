@@ -115,6 +115,12 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	fs.Float64Var(&cfg.RequestsPerSecond, "api-rate", 200, "requests per second allowed per API token (0 = no limit)")
 	fs.Float64Var(&cfg.Burst, "api-burst", 400, "burst of requests allowed per API token")
 	fs.IntVar(&cfg.MaxSeriesPerContainer, "max-series-per-container", 1_000_000, "active time series one container may hold (-1 = no limit)")
+	fs.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "SMTP server (host:port, STARTTLS required) for e-mail notification rules")
+	fs.StringVar(&cfg.SMTPFrom, "smtp-from", "", "sender address of notification e-mails")
+	fs.StringVar(&cfg.SMTPUsername, "smtp-user", "", "SMTP user name, if the server wants one")
+	fs.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", "", "file holding the SMTP password (never on the command line)")
+	fs.StringVar(&cfg.SMTPCAFile, "smtp-ca", "", "CA certificate (PEM) to verify the SMTP server with, instead of the system's")
+	fs.BoolVar(&cfg.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhook rules use http:// and private, loopback and link-local addresses (labs and tests; unsafe for a shared hub)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sonde-monitoring/sonde/internal/alert"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
 	"github.com/sonde-monitoring/sonde/internal/promapi"
@@ -65,6 +66,13 @@ type Config struct {
 	// Appliances is the appliance stream server; nil when the hub serves
 	// none.
 	Appliances Appliances
+	// Alerts is the condition engine.
+	Alerts *alert.Engine
+	// AllowPrivateWebhooks accepts http:// webhook URLs (the outbox then
+	// also reaches private addresses): tests and labs only.
+	AllowPrivateWebhooks bool
+	// MailConfigured says the hub can send e-mail.
+	MailConfigured bool
 }
 
 // API serves the hub's HTTP routes.
@@ -73,9 +81,13 @@ type API struct {
 	series     tsstore.Store
 	ingester   *ingest.Ingester
 	appliances Appliances
+	alerts     *alert.Engine
 	logger     *slog.Logger
-	gatherer   prometheus.Gatherer
-	now        func() time.Time
+
+	allowPrivateWebhooks bool
+	mailConfigured       bool
+	gatherer             prometheus.Gatherer
+	now                  func() time.Time
 
 	rootID       int64
 	perToken     *limiter
@@ -106,7 +118,8 @@ func New(cfg Config) *API {
 	}
 	a := &API{
 		appliances: cfg.Appliances,
-		st:         cfg.State, series: cfg.Series, ingester: cfg.Ingester, logger: cfg.Logger,
+		alerts:     cfg.Alerts, allowPrivateWebhooks: cfg.AllowPrivateWebhooks, mailConfigured: cfg.MailConfigured,
+		st: cfg.State, series: cfg.Series, ingester: cfg.Ingester, logger: cfg.Logger,
 		gatherer: cfg.Gatherer, now: cfg.Now,
 		rootID:       cfg.RootID,
 		perToken:     newLimiter(cfg.RequestsPerSecond, cfg.Burst, cfg.Now),
@@ -217,6 +230,7 @@ func (a *API) routes() {
 	a.handle(m, "POST /api/v1/container/{id}/token", api|auth.ContainerTokens, a.createToken)
 	a.handle(m, "GET /api/v1/container/{id}/tokens", api|auth.ContainerTokens, a.listTokens)
 	a.handle(m, "DELETE /api/v1/token/{tokenId}", api|auth.ContainerTokens, a.deleteToken)
+	a.alertRoutes(m)
 	// Prometheus read API and the hub's own metrics.
 	prom := http.StripPrefix("/prometheus/api/v1", promapi.New(a.series, func(r *http.Request) (tsstore.Scope, error) {
 		p, ok := principalFrom(r.Context())

@@ -293,6 +293,7 @@ func (a *API) postCheck(w http.ResponseWriter, r *http.Request, p principal) {
 	case <-r.Context().Done():
 		return
 	}
+	t := ingest.Target{ContainerID: as.ContainerID, AssetID: as.ID, AssetName: as.Name, Collector: key, Check: check}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		a.ingester.Rejected()
@@ -301,11 +302,10 @@ func (a *API) postCheck(w http.ResponseWriter, r *http.Request, p principal) {
 	}
 	cd, err := model.DecodeCheckData(bytes.NewReader(body), model.Limits{})
 	if err != nil {
-		a.ingester.Rejected()
+		a.ingester.RejectedData(r.Context(), t, err)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	t := ingest.Target{ContainerID: as.ContainerID, AssetID: as.ID, AssetName: as.Name, Collector: key, Check: check}
 	if err := a.ingester.Ingest(r.Context(), t, cd); err != nil {
 		switch {
 		case errors.Is(err, model.ErrInvalid), errors.Is(err, tsstore.ErrOutOfRange):

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,14 +15,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sonde-monitoring/sonde/internal/alert"
+	"github.com/sonde-monitoring/sonde/internal/alert/notify"
 	"github.com/sonde-monitoring/sonde/internal/api"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
+	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
 	"github.com/sonde-monitoring/sonde/internal/stream"
 	"github.com/sonde-monitoring/sonde/internal/tlsca"
@@ -69,6 +75,21 @@ type Config struct {
 	// Out receives what the operator must read: URL, CA fingerprint,
 	// where the admin token is. Never a secret.
 	Out io.Writer
+	// SMTP server for e-mail rules; empty SMTPAddr sends no e-mail.
+	SMTPAddr, SMTPFrom, SMTPUsername string
+	// SMTPPasswordFile holds the SMTP password.
+	SMTPPasswordFile string
+	// SMTPCAFile verifies the SMTP server instead of the system's roots.
+	SMTPCAFile string
+	// AllowPrivateWebhooks lets webhook rules use http:// and reach
+	// private addresses.
+	AllowPrivateWebhooks bool
+	// HealthInterval is how often the monitoring-health sweep runs; 0
+	// means 30 s.
+	HealthInterval time.Duration
+	// NotifyMinBackoff is the first wait before a failed delivery is
+	// retried; 0 means 30 s.
+	NotifyMinBackoff time.Duration
 }
 
 // Hub is a running hub.
@@ -83,6 +104,8 @@ type Hub struct {
 	stream   *stream.Server
 	streamLn net.Listener
 	api      *api.API
+	alerts   *alert.Engine
+	outbox   *alert.Outbox
 	caFile   string
 	// Fingerprint is the SHA-256 fingerprint of the certificate that
 	// signed the hub's certificate (the hub's CA, or the operator's
@@ -142,7 +165,21 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 
-	in := ingest.New(h.st, h.series, cfg.Logger, reg, cfg.Now, ingest.Options{MaxSeriesPerContainer: cfg.MaxSeriesPerContainer})
+	h.alerts = alert.New(alert.Config{State: h.st, Logger: cfg.Logger.With("part", "alerts"), Now: cfg.Now, Registerer: reg})
+	if err := h.alerts.Load(ctx); err != nil {
+		return nil, fmt.Errorf("loading conditions and alerts: %w", err)
+	}
+	mailer, err := h.mailer()
+	if err != nil {
+		return nil, err
+	}
+	h.outbox = alert.NewOutbox(alert.OutboxConfig{
+		State: h.st, Logger: cfg.Logger.With("part", "notify"), Now: cfg.Now, Wake: h.alerts.Wake(), Registerer: reg,
+		Webhook:    notify.NewWebhook(notify.WebhookConfig{AllowPrivate: cfg.AllowPrivateWebhooks, UserAgent: "Sonde-Hub", Now: cfg.Now}),
+		Mailer:     mailer,
+		MinBackoff: cfg.NotifyMinBackoff,
+	})
+	in := ingest.New(h.st, h.series, cfg.Logger, reg, cfg.Now, ingest.Options{MaxSeriesPerContainer: cfg.MaxSeriesPerContainer, Observer: h.alerts})
 	var appliances api.Appliances
 	if cfg.StreamListen != "" {
 		h.stream, err = stream.New(stream.Config{
@@ -155,10 +192,11 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 			return nil, err
 		}
 		appliances = h.stream
+		h.alerts.WatchAppliances(h.stream)
 	}
 	h.api = api.New(api.Config{
-		Appliances: appliances,
-		State:      h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
+		Appliances: appliances, Alerts: h.alerts, AllowPrivateWebhooks: cfg.AllowPrivateWebhooks, MailConfigured: mailer != nil,
+		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
 		Gatherer: reg, Registerer: reg,
 		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst,
 		ContainerRequestsPerSecond: 5 * cfg.RequestsPerSecond, ContainerBurst: 5 * cfg.Burst,
@@ -281,6 +319,41 @@ func writeSecretFile(path string, data []byte) error {
 	return nil
 }
 
+// mailer builds the SMTP client of e-mail rules; nil when none is
+// configured.
+func (h *Hub) mailer() (*notify.Mailer, error) {
+	c := h.cfg
+	if c.SMTPAddr == "" {
+		if c.SMTPFrom != "" || c.SMTPUsername != "" || c.SMTPPasswordFile != "" || c.SMTPCAFile != "" {
+			return nil, errors.New("the --smtp-* flags need --smtp-addr")
+		}
+		return nil, nil
+	}
+	mc := notify.MailConfig{Addr: c.SMTPAddr, From: c.SMTPFrom, Username: c.SMTPUsername}
+	if c.SMTPPasswordFile != "" {
+		b, err := os.ReadFile(c.SMTPPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --smtp-password-file: %w", err)
+		}
+		mc.Password = secret.New(strings.TrimRight(string(b), "\r\n"))
+	}
+	if c.SMTPCAFile != "" {
+		pem, err := os.ReadFile(c.SMTPCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --smtp-ca: %w", err)
+		}
+		mc.RootCAs = x509.NewCertPool()
+		if !mc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--smtp-ca %s holds no PEM certificate", c.SMTPCAFile)
+		}
+	}
+	m, err := notify.NewMailer(mc)
+	if err != nil {
+		return nil, fmt.Errorf("the SMTP settings: %w", err)
+	}
+	return m, nil
+}
+
 // Routes lists the API's token-authenticated routes.
 func (h *Hub) Routes() []api.Route { return h.api.Routes() }
 
@@ -314,6 +387,16 @@ func (h *Hub) Serve(ctx context.Context) error {
 		streamDone = make(chan error, 1)
 		go func() { streamDone <- h.stream.Serve(streamCtx, h.streamLn) }()
 	}
+	// The health sweep and the outbox write to the state store: they stop
+	// before it closes.
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	bg.Go(func() { h.alerts.RunHealth(bgCtx, h.cfg.HealthInterval) })
+	bg.Go(func() { h.outbox.Run(bgCtx) })
+	defer func() {
+		stopBG()
+		bg.Wait()
+	}()
 	var err error
 	select {
 	case err = <-errc:
@@ -338,6 +421,8 @@ func (h *Hub) Serve(ctx context.Context) error {
 			h.logger.Error("the appliance stream stopped", "err", serr)
 		}
 	}
+	stopBG()
+	bg.Wait()
 	return errors.Join(err, h.closeStores())
 }
 

@@ -34,9 +34,44 @@ func TestTenancyEveryRoute(t *testing.T) {
 	}
 	th.must(201, aTok, "POST", fmt.Sprintf("/api/v1/container/%d/asset", aChild), map[string]string{"name": marker}, &asset)
 	th.must(204, aTok, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux", asset.AssetID), nil, nil)
+	// A's condition, rule, maintenance window (of another asset) and
+	// labels; the result below opens an alert.
+	var cond struct {
+		ConditionID int64 `json:"conditionId"`
+	}
+	th.must(201, th.admin, "POST", fmt.Sprintf("/api/v1/container/%d/condition", a), map[string]any{
+		"name": marker, "type": "cpu", "expression": "item.usage > 50", "severity": "CRITICAL", "message": marker + " {item}",
+	}, &cond)
+	var rule struct {
+		RuleID int64 `json:"ruleId"`
+	}
+	th.must(201, th.admin, "POST", fmt.Sprintf("/api/v1/container/%d/rule", a), map[string]any{
+		"name": marker, "channel": "webhook", "url": "https://" + marker + ".invalid/hook", "secret": marker + "-0123456789", "minSeverity": "ERROR",
+	}, &rule)
+	var other struct {
+		AssetID int64 `json:"assetId"`
+	}
+	th.must(201, aTok, "POST", fmt.Sprintf("/api/v1/container/%d/asset", aChild), map[string]string{"name": "other"}, &other)
+	var maint struct {
+		MaintenanceID int64 `json:"maintenanceId"`
+	}
+	th.must(201, th.admin, "POST", fmt.Sprintf("/api/v1/container/%d/maintenance", aChild), map[string]any{
+		"assetId": other.AssetID, "duration": "1h", "reason": marker,
+	}, &maint)
+	th.must(204, th.admin, "PUT", fmt.Sprintf("/api/v1/asset/%d/labels", asset.AssetID), map[string]any{"labels": []string{marker}}, nil)
 	ts := time.Now().Unix()
 	th.must(204, aTok, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/cpu", asset.AssetID),
 		fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"%s","usage":77.25}]}}`, ts, marker), nil)
+
+	var alerts []struct {
+		AlertID int64  `json:"alertId"`
+		Message string `json:"message"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/container/%d/alerts?status=open", a), nil, &alerts)
+	if len(alerts) != 1 || alerts[0].Message != marker+" "+marker {
+		t.Fatalf("customer A's alerts: %+v", alerts)
+	}
+	alertID := alerts[0].AlertID
 
 	// An appliance of customer A.
 	appID, err := th.hub.st.CreateAppliance(context.Background(), state.Appliance{ContainerID: aChild, Name: marker})
@@ -60,6 +95,19 @@ func TestTenancyEveryRoute(t *testing.T) {
 		"POST /api/v1/asset/{id}/collector/{key}":               `{"config":{"x":1}}`,
 		"PATCH /api/v1/asset/{id}/zone":                         `{"zone":3}`,
 		"PATCH /api/v1/appliance/{id}/zone":                     `{"zone":3}`,
+		"POST /api/v1/container/{id}/condition":                 `{"name":"intruder","type":"cpu","expression":"true"}`,
+		"PATCH /api/v1/condition/{id}":                          `{"name":"intruder","disabled":true}`,
+		"POST /api/v1/alert/{id}/assign":                        `{"to":"intruder"}`,
+		"POST /api/v1/alert/{id}/message":                       `{"text":"intruder"}`,
+		"POST /api/v1/alert/{id}/close":                         `{"reason":"intruder"}`,
+		"PUT /api/v1/asset/{id}/labels":                         `{"labels":["intruder"]}`,
+		"POST /api/v1/container/{id}/maintenance":               `{"duration":"1h","reason":"intruder"}`,
+		"POST /api/v1/container/{id}/rule":                      `{"name":"intruder","channel":"webhook","url":"https://x.invalid/","secret":"0123456789abcdef0"}`,
+		"PATCH /api/v1/rule/{id}":                               `{"name":"intruder","disabled":true}`,
+	}
+	objects := map[string]int64{
+		"/api/v1/appliance/": appID, "/api/v1/condition/": cond.ConditionID, "/api/v1/alert/": alertID,
+		"/api/v1/rule/": rule.RuleID, "/api/v1/maintenance/": maint.MaintenanceID,
 	}
 	walked := 0
 	for _, r := range th.hub.Routes() {
@@ -90,8 +138,10 @@ func TestTenancyEveryRoute(t *testing.T) {
 		if strings.HasPrefix(path, "/api/v1/container/") {
 			p["{id}"] = fmt.Sprint(a)
 		}
-		if strings.HasPrefix(path, "/api/v1/appliance/") {
-			p["{id}"] = fmt.Sprint(appID)
+		for prefix, id := range objects {
+			if strings.HasPrefix(path, prefix) {
+				p["{id}"] = fmt.Sprint(id)
+			}
 		}
 		for k, v := range p {
 			path = strings.ReplaceAll(path, k, v)
@@ -126,6 +176,45 @@ func TestTenancyEveryRoute(t *testing.T) {
 	}
 	if ap, err := th.hub.st.ApplianceByID(context.Background(), appID); err != nil || ap.RevokedAt != nil || ap.Zone != 0 {
 		t.Fatalf("appliance changed: %+v %v", ap, err)
+	}
+	var c struct {
+		Name     string `json:"name"`
+		Disabled bool   `json:"disabled"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/condition/%d", cond.ConditionID), nil, &c)
+	if c.Name != marker || c.Disabled {
+		t.Fatalf("condition changed: %+v", c)
+	}
+	var al struct {
+		Status     string `json:"status"`
+		AssignedTo string `json:"assignedTo"`
+		History    []any  `json:"history"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/alert/%d", alertID), nil, &al)
+	if al.Status != "open" || al.AssignedTo != "" || len(al.History) != 1 {
+		t.Fatalf("alert changed: %+v", al)
+	}
+	var ru struct {
+		Name     string `json:"name"`
+		Disabled bool   `json:"disabled"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/rule/%d", rule.RuleID), nil, &ru)
+	if ru.Name != marker || ru.Disabled {
+		t.Fatalf("rule changed: %+v", ru)
+	}
+	var ws []struct {
+		MaintenanceID int64 `json:"maintenanceId"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/container/%d/maintenance", a), nil, &ws)
+	if len(ws) != 1 || ws[0].MaintenanceID != maint.MaintenanceID {
+		t.Fatalf("maintenance changed: %+v", ws)
+	}
+	var labels struct {
+		Labels []string `json:"labels"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/asset/%d/labels", asset.AssetID), nil, &labels)
+	if len(labels.Labels) != 1 || labels.Labels[0] != marker {
+		t.Fatalf("labels changed: %+v", labels)
 	}
 	var res struct {
 		Timestamp int64 `json:"timestamp"`

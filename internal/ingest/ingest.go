@@ -41,7 +41,8 @@ type Ingester struct {
 	// the conflict only between committed appends.
 	locks [256]sync.Mutex
 
-	quota *seriesQuota
+	quota    *seriesQuota
+	observer Observer
 
 	resultsTotal *prometheus.CounterVec
 	samplesTotal prometheus.Counter
@@ -53,7 +54,22 @@ type Options struct {
 	// the last 3 hours) of each container; 0 means 1,000,000, negative
 	// means no limit.
 	MaxSeriesPerContainer int
+	// Observer, when set, sees every stored result (in order, per check)
+	// and every refused one: the condition engine.
+	Observer Observer
 }
+
+// Observer is told of results as they are stored or refused.
+type Observer interface {
+	// Observe is called after a result was stored, with the check's lock
+	// held, so the results of one check arrive in order.
+	Observe(ctx context.Context, t Target, cd *CheckData)
+	// Rejected is called for a result refused as bad input.
+	Rejected(ctx context.Context, t Target, reason error)
+}
+
+// CheckData is model.CheckData, named here for Observer.
+type CheckData = model.CheckData
 
 // New returns an Ingester. reg may be nil.
 func New(results ResultStore, series tsstore.Store, logger *slog.Logger, reg prometheus.Registerer, now func() time.Time, opts Options) *Ingester {
@@ -68,7 +84,8 @@ func New(results ResultStore, series tsstore.Store, logger *slog.Logger, reg pro
 	}
 	in := &Ingester{
 		results: results, series: series, logger: logger, now: now,
-		quota: newSeriesQuota(opts.MaxSeriesPerContainer, 3*time.Hour),
+		quota:    newSeriesQuota(opts.MaxSeriesPerContainer, 3*time.Hour),
+		observer: opts.Observer,
 		resultsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sonde_hub_check_results_total",
 			Help: "Check results received, by outcome (stored, rejected, failed).",
@@ -96,6 +113,25 @@ type Target struct {
 // Rejected counts a result refused before Ingest (bad input).
 func (in *Ingester) Rejected() { in.resultsTotal.WithLabelValues("rejected").Inc() }
 
+// RejectedData counts a result of a known check refused before Ingest
+// (it did not decode), and tells the observer.
+func (in *Ingester) RejectedData(ctx context.Context, t Target, reason error) {
+	in.reject(ctx, t, reason)
+}
+
+func (in *Ingester) reject(ctx context.Context, t Target, reason error) {
+	in.Rejected()
+	if in.observer != nil {
+		in.observer.Rejected(ctx, t, reason)
+	}
+}
+
+func (in *Ingester) observe(ctx context.Context, t Target, cd *model.CheckData) {
+	if in.observer != nil {
+		in.observer.Observe(ctx, t, cd)
+	}
+}
+
 // Ingest validates the timestamp and stores the result. The samples are in
 // the time-series WAL and the result in the state store when it returns
 // nil. An error wrapping model.ErrInvalid or tsstore.ErrOutOfRange means
@@ -105,7 +141,7 @@ func (in *Ingester) Rejected() { in.resultsTotal.WithLabelValues("rejected").Inc
 func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) error {
 	now := in.now()
 	if err := cd.Validate(now, model.Limits{}); err != nil {
-		in.Rejected()
+		in.reject(ctx, t, err)
 		return err
 	}
 	mu := in.lock(t)
@@ -113,7 +149,7 @@ func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) e
 	defer mu.Unlock()
 	if samples := Samples(t, cd); len(samples) > 0 {
 		if err := in.quota.admit(t.ContainerID, samples, now); err != nil {
-			in.Rejected()
+			in.reject(ctx, t, err)
 			return err
 		}
 		if err := in.series.Append(ctx, samples); err != nil {
@@ -122,8 +158,12 @@ func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) e
 				outcome = "rejected"
 			}
 			in.resultsTotal.WithLabelValues(outcome).Inc()
-			return fmt.Errorf("writing %d samples of %s/%s on asset %d to the time-series store: %w",
+			err = fmt.Errorf("writing %d samples of %s/%s on asset %d to the time-series store: %w",
 				len(samples), t.Collector, t.Check, t.AssetID, err)
+			if errors.Is(err, tsstore.ErrOutOfRange) && in.observer != nil {
+				in.observer.Rejected(ctx, t, err)
+			}
+			return err
 		}
 		in.samplesTotal.Add(float64(len(samples)))
 	}
@@ -132,6 +172,7 @@ func (in *Ingester) Ingest(ctx context.Context, t Target, cd *model.CheckData) e
 		return err
 	}
 	in.resultsTotal.WithLabelValues("stored").Inc()
+	in.observe(ctx, t, cd)
 	return nil
 }
 
@@ -195,7 +236,7 @@ func (in *Ingester) IngestBatch(ctx context.Context, items []Item) []error {
 	var all []tsstore.Sample
 	for i, it := range items {
 		if err := it.Data.Validate(now, model.Limits{}); err != nil {
-			in.Rejected()
+			in.reject(ctx, it.Target, err)
 			errs[i] = err
 			continue
 		}
@@ -204,7 +245,7 @@ func (in *Ingester) IngestBatch(ctx context.Context, items []Item) []error {
 			continue
 		}
 		if err := in.quota.admit(it.Target.ContainerID, samples[i], now); err != nil {
-			in.Rejected()
+			in.reject(ctx, it.Target, err)
 			errs[i] = err
 			continue
 		}
@@ -259,10 +300,14 @@ func (in *Ingester) IngestBatch(ctx context.Context, items []Item) []error {
 				continue
 			}
 			in.resultsTotal.WithLabelValues("stored").Inc()
+			in.observe(ctx, items[i].Target, items[i].Data)
 		}
 		return errs
 	}
 	in.resultsTotal.WithLabelValues("stored").Add(float64(len(stored)))
+	for _, i := range stored {
+		in.observe(ctx, items[i].Target, items[i].Data)
+	}
 	return errs
 }
 

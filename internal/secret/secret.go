@@ -4,6 +4,8 @@ package secret
 
 import (
 	"crypto/subtle"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,3 +52,13 @@ func (s Secret) Format(f fmt.State, _ rune) { io.WriteString(f, Redacted) }
 
 // LogValue makes slog print Redacted.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }
+
+// UnmarshalJSON reads a secret given as a JSON string (an API request).
+func (s *Secret) UnmarshalJSON(b []byte) error {
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return errors.New("a secret must be a JSON string")
+	}
+	s.v = v
+	return nil
+}

@@ -153,9 +153,10 @@ func (s *Store) ApplianceByID(ctx context.Context, id int64) (Appliance, error) 
 	return a, nil
 }
 
-// Appliances lists the appliances of a container, by id.
+// Appliances lists the appliances of a container, or of every container
+// when container is 0, by id.
 func (s *Store) Appliances(ctx context.Context, container int64) ([]Appliance, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+applianceColumns+` FROM appliances WHERE container_id = $1 ORDER BY id`, container)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+applianceColumns+` FROM appliances WHERE $1 = 0 OR container_id = $1 ORDER BY id`, container)
 	if err != nil {
 		return nil, fmt.Errorf("listing appliances of container %d: %w", container, err)
 	}

@@ -109,6 +109,31 @@ func (s *Store) Within(ctx context.Context, id, root int64) (bool, error) {
 	return n > 0, nil
 }
 
+// Ancestors returns id and the ids of the containers above it, nearest
+// first.
+func (s *Store) Ancestors(ctx context.Context, id int64) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, ancestorsCTE+`SELECT id FROM up`, id)
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers above %d: %w", id, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var c int64
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("listing the containers above %d: %w", id, err)
+		}
+		ids = append(ids, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("container %d: %w", id, ErrNotFound)
+	}
+	return ids, nil
+}
+
 // Depth returns how many ancestors a container has (the root has 0).
 func (s *Store) Depth(ctx context.Context, id int64) (int, error) {
 	var n int

@@ -44,7 +44,14 @@ ON CONFLICT (asset_id, collector, check_key) DO UPDATE SET
     error_message  = excluded.error_message,
     error_severity = excluded.error_severity,
     duration       = excluded.duration,
-    version        = excluded.version
+    version        = excluded.version,
+    -- The gap between results, ignoring a gap more than twice the usual
+    -- one (an outage) except to double it (the interval grew).
+    observed_interval_s = CASE
+        WHEN excluded.ts <= check_results.ts THEN check_results.observed_interval_s
+        WHEN check_results.observed_interval_s IS NULL
+          OR excluded.ts - check_results.ts <= 2 * check_results.observed_interval_s THEN excluded.ts - check_results.ts
+        ELSE 2 * check_results.observed_interval_s END
 WHERE excluded.ts >= check_results.ts`
 
 // PutResult records a check result as the latest one, unless a result with a

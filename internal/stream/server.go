@@ -39,6 +39,7 @@ var ProbeKeys = []string{"icmp", "tcp", "http", "tls", "dns", "snmp"}
 // Ingester stores check data.
 type Ingester interface {
 	IngestBatch(ctx context.Context, items []ingest.Item) []error
+	RejectedData(ctx context.Context, t ingest.Target, reason error)
 }
 
 // Config configures the stream server.
@@ -892,6 +893,7 @@ func (s *Server) dataBatch(ctx context.Context, ss *session, ps []wire.Packet) (
 		}
 		cd, err := wire.DecodeCheckData(dump.CheckData, s.limits)
 		if err != nil {
+			s.cfg.Ingest.RejectedData(ctx, t, err)
 			refuse(i, fmt.Sprintf("check data of asset %d, check %s/%s: %v", t.AssetID, t.Collector, t.Check, err))
 			continue
 		}
