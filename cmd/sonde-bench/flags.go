@@ -31,6 +31,7 @@ type ingestFlags struct {
 	jsonOut     bool
 	keep        bool
 	workDir     string
+	conditions  int
 }
 
 // optionalPath is a flag that may be given alone (--spawn-prometheus, the
@@ -84,6 +85,7 @@ func parseIngestFlags(args []string, stderr io.Writer) (*ingestFlags, error) {
 	fs.Var(&f.spawnProm, "spawn-prometheus", "spawn a Prometheus server and send it the same samples (alone: prometheus on $PATH, else "+defaultPrometheus+"; or =PATH)")
 	fs.BoolVar(&f.promPlain, "prometheus-plain", false, "serve the spawned Prometheus over plain HTTP instead of HTTPS")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
+	fs.IntVar(&f.conditions, "conditions", 0, "expression conditions to define on the benchmark's container before loading (they hold on no item: the evaluation cost, not alert storms)")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (data, logs) and print its path")
 	fs.StringVar(&f.workDir, "workdir", "", "where to create the temporary directory (default: the system's)")
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +125,8 @@ func (f *ingestFlags) validate() error {
 		return usageErr("--results must be between 0 and 1e9")
 	case f.span < s.Interval || f.span > 300*24*time.Hour:
 		return usageErr("--span must be between --interval and 300 days")
+	case f.conditions < 0 || f.conditions > 1000:
+		return usageErr("--conditions must be between 0 and 1000")
 	case f.timeout <= 0 || f.timeout > 10*time.Minute:
 		return usageErr("--timeout must be between 1ns and 10m")
 	case f.hubURL != "" && (f.inProcess || f.cpuProfile != ""):

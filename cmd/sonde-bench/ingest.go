@@ -51,6 +51,13 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return errors.Join(err, stopServer(hs, logf))
 	}
+	if f.conditions > 0 {
+		logf("defining %d conditions", f.conditions)
+		if err := defineConditions(ctx, admin, fl.ContainerID, f.conditions, f.shape.Metrics); err != nil {
+			return errors.Join(err, stopServer(hs, logf))
+		}
+		rep.Conditions = f.conditions
+	}
 	logf("loading the hub: %s", describeSpec(spec))
 	send := hubSender(hs.base, hs.tlsConf, f.http1, f.timeout, f.shape, fl)
 	tr := measure(ctx, hs, spec, send, f.cpuProfile, logf)
@@ -236,4 +243,35 @@ func startProfile(path string) (func(), error) {
 			fmt.Fprintf(os.Stderr, "sonde-bench: writing the CPU profile: %v\n", err)
 		}
 	}, nil
+}
+
+// defineConditions creates n expression conditions on the benchmark's
+// type, of the shapes users write (a threshold, a ratio, a rate, a
+// difference with the previous result, a guarded one), with thresholds no
+// value reaches: the benchmark measures evaluating them, not alerting.
+func defineConditions(ctx context.Context, c *adminClient, container int64, n, metrics int) error {
+	for i := range n {
+		a, b := metricName(i%metrics), metricName((i+1)%metrics)
+		var e string
+		switch i % 5 {
+		case 0:
+			e = fmt.Sprintf("item.%s > 1e9", a)
+		case 1:
+			e = fmt.Sprintf("item.%s / (item.%s + 1) > 1e9", a, b)
+		case 2:
+			e = fmt.Sprintf("rate(item.%s) > 1e9", a)
+		case 3:
+			e = fmt.Sprintf("item.%s - prev.%s > 1e9", a, a)
+		default:
+			e = fmt.Sprintf("exists(item.%s) and item.%s < 0", a, a)
+		}
+		body := map[string]any{
+			"name": fmt.Sprintf("bench %d", i), "type": typeName, "collector": collectorKey,
+			"expression": e, "severity": "WARNING", "message": "{item}: {item." + a + "}",
+		}
+		if err := c.call(ctx, "POST", fmt.Sprintf("/api/v1/container/%d/condition", container), body, nil); err != nil {
+			return fmt.Errorf("defining the benchmark's conditions: %w", err)
+		}
+	}
+	return nil
 }

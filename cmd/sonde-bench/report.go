@@ -109,13 +109,15 @@ type ServerUse struct {
 
 // IngestReport is the whole ingest benchmark's report.
 type IngestReport struct {
-	Date     time.Time      `json:"date"`
-	Machine  Machine        `json:"machine"`
-	Args     []string       `json:"args"`
-	Shape    shape          `json:"shape"`
-	Interval float64        `json:"interval_seconds"`
-	Series   int            `json:"series"`
-	Targets  []TargetReport `json:"targets"`
+	Date    time.Time `json:"date"`
+	Machine Machine   `json:"machine"`
+	Args    []string  `json:"args"`
+	Shape   shape     `json:"shape"`
+	// Conditions is how many expression conditions were active.
+	Conditions int            `json:"conditions,omitempty"`
+	Interval   float64        `json:"interval_seconds"`
+	Series     int            `json:"series"`
+	Targets    []TargetReport `json:"targets"`
 }
 
 func writeJSONReport(w io.Writer, v any) error {
@@ -136,6 +138,9 @@ func (r *IngestReport) writeText(w io.Writer) error {
 	s := r.Shape
 	fmt.Fprintf(w, "load: %d agents × %d checks, %d item(s) × %d float metrics per result (%d samples), %gs interval, %d decimals → %d series\n\n",
 		s.Agents, s.Checks, s.Items, s.Metrics, s.SamplesPerResult(), r.Interval, s.Decimals, r.Series)
+	if r.Conditions > 0 {
+		fmt.Fprintf(w, "conditions: %d expression conditions evaluated on every item\n\n", r.Conditions)
+	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	ratio := len(r.Targets) == 2

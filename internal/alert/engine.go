@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,9 +58,12 @@ type Engine struct {
 	// open maps (condition, asset) to the open alerts' ids by item. A map
 	// is never changed once published: writers copy it, so evaluation
 	// reads it without the lock.
-	open   map[[2]int64]map[string]int64
-	notes  map[noteKey]int64
-	checks map[checkKey]*checkState
+	open  map[[2]int64]map[string]int64
+	notes map[noteKey]int64
+	// condErrs counts the open condition-error notifications by asset, so
+	// that a clean evaluation looks for one to close only when there is.
+	condErrs map[int64]int
+	checks   map[checkKey]*checkState
 	// health is the sweeper's memory of appliance buffers.
 	dropped   map[int64]int64
 	dropUntil map[int64]time.Time
@@ -115,6 +119,7 @@ func New(cfg Config) *Engine {
 		labels:    map[int64][]string{},
 		open:      map[[2]int64]map[string]int64{},
 		notes:     map[noteKey]int64{},
+		condErrs:  map[int64]int{},
 		checks:    map[checkKey]*checkState{},
 		dropped:   map[int64]int64{},
 		dropUntil: map[int64]time.Time{},
@@ -160,8 +165,9 @@ func (e *Engine) Load(ctx context.Context) error {
 		e.open[k][a.Item] = a.ID
 	}
 	e.notes = map[noteKey]int64{}
+	e.condErrs = map[int64]int{}
 	for _, n := range notes {
-		e.notes[noteKey{n.ContainerID, n.Kind, n.Subject}] = n.ID
+		e.setNoteLocked(noteKey{n.ContainerID, n.Kind, n.Subject}, n.ID)
 	}
 	return nil
 }
@@ -471,45 +477,69 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 	for i, c := range conds {
 		openSnap[i] = e.open[[2]int64{c.ID, t.AssetID}]
 	}
+	condErrsOpen := e.condErrs[t.AssetID] > 0
 	e.mu.Unlock()
+	// One Env for every item and condition: it carries the evaluator's
+	// lookup hints from one item to the next.
+	env := &expr.Env{}
 	var evals, fails int
+	errs := make([]error, len(conds))
+	errItems := make([]string, len(conds))
+	// Expression conditions go item by item: an item's metrics are boxed
+	// once for all the conditions of its type.
+	done := make([]bool, len(conds))
+	var group []int
 	for i, c := range conds {
-		open := openSnap[i]
-		typ := cur[c.Type]
-		prevItems := cs.prev[c.Type]
-		var condErr error
-		var errItem string
-		switch c.Kind {
-		case KindExpression:
-			if typ == nil {
-				continue
+		if c.Kind != KindExpression || done[i] {
+			continue
+		}
+		group = group[:0]
+		for k := i; k < len(conds); k++ {
+			if !done[k] && conds[k].Kind == KindExpression && conds[k].Type == c.Type {
+				group = append(group, k)
+				done[k] = true
 			}
-			for j := range typ.Items {
-				it := &typ.Items[j]
-				env := expr.Env{Item: expr.ItemMetrics(it.Metrics), Now: now, PrevTime: prevTime}
-				var prevM expr.Metrics
-				if p, ok := prevItems[it.Name]; ok {
-					env.Prev = expr.ItemMetrics(p.Metrics)
-					prevM = env.Prev
-				}
+		}
+		typ := cur[c.Type]
+		if typ == nil {
+			continue
+		}
+		prevItems := cs.prev[c.Type]
+		for j := range typ.Items {
+			it := &typ.Items[j]
+			item := expr.Metrics(expr.ItemMetrics(it.Metrics))
+			var prev expr.Metrics
+			if p, ok := prevItems[it.Name]; ok {
+				prev = expr.ItemMetrics(p.Metrics)
+			}
+			env.Item, env.Prev, env.Now, env.PrevTime = item, prev, now, prevTime
+			for _, k := range group {
+				ck := conds[k]
 				evals++
-				r, err := c.expr.Eval(&env)
+				r, err := ck.expr.Eval(env)
 				if err != nil {
 					fails++
-					if condErr == nil {
-						condErr, errItem = err, it.Name
+					if errs[k] == nil {
+						errs[k], errItems[k] = err, it.Name
 					}
 					continue
 				}
 				switch r {
 				case expr.True:
-					e.hold(cs, c, it.Name, open, acts, func() string {
-						return render(c.msg, t.AssetName, c.Name, it.Name, env.Item, prevM)
+					e.hold(cs, ck, it.Name, openSnap[k], acts, func() string {
+						return render(ck.msg, t.AssetName, ck.Name, it.Name, item, prev)
 					})
 				case expr.False:
-					e.clear(cs, c, it.Name, open, acts)
+					e.clear(cs, ck, it.Name, openSnap[k], acts)
 				}
 			}
+		}
+	}
+	for i, c := range conds {
+		open := openSnap[i]
+		typ := cur[c.Type]
+		prevItems := cs.prev[c.Type]
+		switch c.Kind {
 		case KindItemsMissing, KindItemsMustExist:
 			present := map[string]bool{}
 			if typ != nil {
@@ -551,7 +581,9 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 				})
 			}
 		}
-		e.conditionHealth(t, c, condErr, errItem, acts)
+		if errs[i] != nil || condErrsOpen {
+			e.conditionHealth(t, c, errs[i], errItems[i], acts)
+		}
 	}
 	e.evals.Add(float64(evals))
 	e.fails.Add(float64(fails))
@@ -779,16 +811,43 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 		}
 	}
 	for k, id := range noteOpens {
-		e.notes[k] = id
+		e.setNoteLocked(k, id)
 	}
 	for _, k := range noteCloses {
 		if id, ok := noteOpens[k]; !ok || id == 0 {
-			delete(e.notes, k)
+			e.dropNoteLocked(k)
 		}
 	}
 	e.mu.Unlock()
 	e.kick()
 	return true
+}
+
+// setNoteLocked records an open notification; e.mu is held.
+func (e *Engine) setNoteLocked(k noteKey, id int64) {
+	if _, had := e.notes[k]; !had && k.kind == KindConditionError {
+		e.condErrs[condErrAsset(k.subject)]++
+	}
+	e.notes[k] = id
+}
+
+// dropNoteLocked forgets a closed notification; e.mu is held.
+func (e *Engine) dropNoteLocked(k noteKey) {
+	if _, had := e.notes[k]; had && k.kind == KindConditionError {
+		a := condErrAsset(k.subject)
+		if e.condErrs[a]--; e.condErrs[a] <= 0 {
+			delete(e.condErrs, a)
+		}
+	}
+	delete(e.notes, k)
+}
+
+// condErrAsset reads the asset of a condition-error subject,
+// "<condition>/<asset>".
+func condErrAsset(subject string) int64 {
+	_, a, _ := strings.Cut(subject, "/")
+	id, _ := strconv.ParseInt(a, 10, 64)
+	return id
 }
 
 func copyMap(m map[string]int64) map[string]int64 {

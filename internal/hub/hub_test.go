@@ -34,6 +34,8 @@ type testHub struct {
 	client *http.Client
 	admin  string
 	logs   *syncBuffer
+	// stop shuts the hub down gracefully (once; cleanup calls it too).
+	stop func()
 }
 
 type syncBuffer struct {
@@ -75,19 +77,25 @@ func startHubWith(t *testing.T, cfg Config) *testHub {
 	}
 	done := make(chan error, 1)
 	go func() { done <- h.Serve(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("hub stopped with %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("hub did not stop")
+			}
+		})
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("hub log:\n%s", logs.String())
 		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("hub stopped with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("hub did not stop")
-		}
+		stop()
 	})
 	admin, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
 	if err != nil {
@@ -95,7 +103,7 @@ func startHubWith(t *testing.T, cfg Config) *testHub {
 	}
 	return &testHub{
 		t: t, hub: h, url: "https://" + h.Addr().String(), client: caClient(t, h.CAFile()),
-		admin: strings.TrimSpace(string(admin)), logs: logs,
+		admin: strings.TrimSpace(string(admin)), logs: logs, stop: stop,
 	}
 }
 

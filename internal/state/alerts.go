@@ -669,9 +669,15 @@ func (s *Store) UpdateDelivery(ctx context.Context, d Delivery) error {
 	if d.DeliveredAt != nil {
 		delivered = sql.NullInt64{Int64: d.DeliveredAt.Unix(), Valid: true}
 	}
+	// Round the next attempt up: stored in whole seconds, rounding down
+	// would retry early.
+	next := d.NextAttemptAt.Unix()
+	if d.NextAttemptAt.Nanosecond() > 0 {
+		next++
+	}
 	_, err := s.w.ExecContext(ctx, `UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_status = $4,
 last_error = $5, delivered_at = $6 WHERE id = $7`,
-		d.Status, d.Attempts, d.NextAttemptAt.Unix(), d.LastStatus, d.LastError, delivered, d.ID)
+		d.Status, d.Attempts, next, d.LastStatus, d.LastError, delivered, d.ID)
 	if err != nil {
 		return fmt.Errorf("recording delivery %d: %w", d.ID, err)
 	}
