@@ -480,8 +480,10 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 	condErrsOpen := e.condErrs[t.AssetID] > 0
 	e.mu.Unlock()
 	// One Env for every item and condition: it carries the evaluator's
-	// lookup hints from one item to the next.
-	env := &expr.Env{}
+	// lookup hints from one item to the next, and pointing it at these two
+	// lists (set for each item) boxes nothing.
+	var curList, prevList expr.ItemMetrics
+	env := &expr.Env{Item: &curList, Prev: &prevList, Now: now, PrevTime: prevTime}
 	var evals, fails int
 	errs := make([]error, len(conds))
 	errItems := make([]string, len(conds))
@@ -507,12 +509,12 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 		prevItems := cs.prev[c.Type]
 		for j := range typ.Items {
 			it := &typ.Items[j]
-			item := expr.Metrics(expr.ItemMetrics(it.Metrics))
-			var prev expr.Metrics
+			curList, prevList = it.Metrics, nil
+			var prevMetrics []model.Metric
+			hasPrev := false
 			if p, ok := prevItems[it.Name]; ok {
-				prev = expr.ItemMetrics(p.Metrics)
+				prevList, prevMetrics, hasPrev = p.Metrics, p.Metrics, true
 			}
-			env.Item, env.Prev, env.Now, env.PrevTime = item, prev, now, prevTime
 			for _, k := range group {
 				ck := conds[k]
 				evals++
@@ -527,7 +529,11 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 				switch r {
 				case expr.True:
 					e.hold(cs, ck, it.Name, openSnap[k], acts, func() string {
-						return render(ck.msg, t.AssetName, ck.Name, it.Name, item, prev)
+						var prev expr.Metrics
+						if hasPrev {
+							prev = expr.ItemMetrics(prevMetrics)
+						}
+						return render(ck.msg, t.AssetName, ck.Name, it.Name, expr.ItemMetrics(it.Metrics), prev)
 					})
 				case expr.False:
 					e.clear(cs, ck, it.Name, openSnap[k], acts)
@@ -621,12 +627,14 @@ func (e *Engine) hold(cs *checkState, c *condition, item string, open map[string
 // clear counts a result in which the condition does not hold, and closes
 // an open alert after ClearTicks such results in a row.
 func (e *Engine) clear(cs *checkState, c *condition, item string, open map[string]int64, acts *actions) {
-	k := tickKey{c.ID, item}
 	id := open[item]
 	if id == 0 {
-		delete(cs.ticks, k)
+		if len(cs.ticks) > 0 {
+			delete(cs.ticks, tickKey{c.ID, item})
+		}
 		return
 	}
+	k := tickKey{c.ID, item}
 	tk := cs.ticks[k]
 	if tk == nil {
 		tk = &tick{}

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/sonde-monitoring/sonde/internal/model"
@@ -38,6 +37,7 @@ func (e *ParseError) Error() string {
 // Expr is a parsed condition. It is immutable and safe for concurrent use.
 type Expr struct {
 	root    *node
+	code    *code // root compiled for evaluation
 	metrics []string
 }
 
@@ -172,10 +172,8 @@ type node struct {
 	pos   int
 	depth int
 	val   model.Value    // opLit
-	lit   val            // opLit: val for the evaluator
 	name  string         // opItem, opPrev
 	re    *regexp.Regexp // match
-	hint  atomic.Int32   // opItem, opPrev: where the metric was last found in an ItemMetrics
 	args  []*node        // operands or call arguments
 }
 
@@ -204,15 +202,13 @@ func Parse(src string) (*Expr, error) {
 	}
 	seen := map[string]bool{}
 	root.walk(func(n *node) {
-		if n.op == opLit {
-			n.lit = fromModel(&n.val)
-		}
 		if (n.op == opItem || n.op == opPrev) && !seen[n.name] {
 			seen[n.name] = true
 			e.metrics = append(e.metrics, n.name)
 		}
 	})
 	sort.Strings(e.metrics)
+	e.code = compile(root)
 	return e, nil
 }
 
