@@ -17,6 +17,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/model"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
+	"github.com/sonde-monitoring/sonde/internal/stream"
 )
 
 // TestScripts runs testdata/*.test: the condition engine's scripted tests.
@@ -53,6 +54,8 @@ type script struct {
 	alerts  map[int64]string // alert id → status seen
 	notes   map[int64]string
 	deliv   map[int64]bool
+	apps map[string]int64
+	live fakeLive
 	// the result being read: target and data, until its items end
 	cur    *ingest.Target
 	curCD  *model.CheckData
@@ -77,8 +80,9 @@ func runScript(t *testing.T, file string) {
 		conts: map[string]int64{"root": root}, assets: map[string][2]int64{},
 		conds: map[string]int64{}, rules: map[string]int64{},
 		alerts: map[int64]string{}, notes: map[int64]string{}, deliv: map[int64]bool{},
+		apps: map[string]int64{}, live: fakeLive{},
 	}
-	s.e = New(Config{State: st, Now: func() time.Time { return s.now }})
+	s.e = New(Config{State: st, Now: func() time.Time { return s.now }, Appliances: s.live})
 	if err := s.e.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +237,8 @@ func (s *script) command(line string) {
 			fmt.Errorf("%s", s.unquote(w[3])))
 	case "sweep":
 		s.check(s.e.Sweep(s.ctx))
+	case "appliance":
+		s.appliance(w[1], w[2], s.args(w[3:]))
 	case "expect":
 		s.expect(w[1:])
 	default:
@@ -571,4 +577,50 @@ func (s *script) expect(w []string) {
 		}
 	}
 	s.fail("expected %s; pending changes: %s", strings.Join(w, " "), strings.Join(s.pending, "; "))
+}
+
+// fakeLive stands in for the appliance stream server's report on its
+// connections (stream.Server.Live): the engine's input, not a peer.
+type fakeLive map[int64]stream.Live
+
+func (f fakeLive) Live(id int64) (stream.Live, bool) {
+	l, ok := f[id]
+	return l, ok
+}
+
+// appliance: "appliance NAME connected [dropped=N] [missing=a,b]
+// [container=C]" or "appliance NAME gone".
+func (s *script) appliance(name, st string, a map[string]string) {
+	id, ok := s.apps[name]
+	if !ok {
+		c := s.root
+		if n, ok := a["container"]; ok {
+			c = s.container(n)
+		}
+		var err error
+		id, err = s.st.CreateAppliance(s.ctx, state.Appliance{ContainerID: c, Name: name, CreatedAt: s.now})
+		s.check(err)
+		s.apps[name] = id
+	}
+	switch st {
+	case "connected":
+		l := stream.Live{ConnectedSince: s.now}
+		if d, ok := a["dropped"]; ok {
+			n, err := strconv.ParseInt(d, 10, 64)
+			s.check(err)
+			l.Dropped = n
+		}
+		if m, ok := a["missing"]; ok {
+			l.Missing = strings.Split(m, ",")
+		}
+		s.live[id] = l
+		s.check(s.st.TouchAppliance(s.ctx, id, s.now))
+	case "gone":
+		delete(s.live, id)
+	case "revoked":
+		delete(s.live, id)
+		s.check(s.st.RevokeAppliance(s.ctx, id, s.now))
+	default:
+		s.fail("appliance state %q is not connected, gone or revoked", st)
+	}
 }
