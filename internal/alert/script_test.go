@@ -54,8 +54,8 @@ type script struct {
 	alerts  map[int64]string // alert id → status seen
 	notes   map[int64]string
 	deliv   map[int64]bool
-	apps map[string]int64
-	live fakeLive
+	apps    map[string]int64
+	live    fakeLive
 	// the result being read: target and data, until its items end
 	cur    *ingest.Target
 	curCD  *model.CheckData
