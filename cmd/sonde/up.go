@@ -162,6 +162,7 @@ func upParts(ctx context.Context, h *hub.Hub, dataDir string, logger *slog.Logge
 		return fmt.Errorf("starting the local appliance: %w", err)
 	}
 	fmt.Fprintf(stdout, "  Local appliance: enrolled over the TLS stream; asset \"sonde-hub (sample)\" has tcp, tls and icmp checks\n")
+	fmt.Fprintf(stdout, "  Conditions:      port not open, certificate expires soon, filesystem almost full (alerts: GET /api/v1/container/1/alerts)\n")
 	return nil
 }
 
@@ -216,8 +217,9 @@ func upAppliance(ctx context.Context, h *hub.Hub, u *upAdmin, upDir, httpsPort s
 	return nil
 }
 
-// upSamples creates, once, an asset for the hub itself with probe checks:
-// TCP on the hub's ports, TLS of its certificate, ICMP to 127.0.0.1.
+// upSamples creates, once, an asset for the hub itself with probe checks
+// (TCP on the hub's ports, TLS of its certificate, ICMP to 127.0.0.1) and
+// sample conditions.
 func upSamples(ctx context.Context, h *hub.Hub, u *upAdmin, httpsPort string) error {
 	var assets []struct {
 		Name string `json:"name"`
@@ -250,6 +252,19 @@ func upSamples(ctx context.Context, h *hub.Hub, u *upAdmin, httpsPort string) er
 	}
 	for key, body := range collectors {
 		if err := u.call(ctx, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/%s", out.AssetID, key), body, nil); err != nil {
+			return err
+		}
+	}
+	// Sample conditions on the root container: they apply to every asset
+	// (docs/CONDITIONS.md).
+	for _, c := range []map[string]any{
+		{"name": "port not open", "type": "tcp", "expression": "not item.open", "severity": "ERROR", "message": "{item} is {item.state}", "ticks": 2},
+		{"name": "certificate expires soon", "type": "tls", "expression": "item.daysLeft < 30", "severity": "WARNING",
+			"message": "the certificate of {item} expires in {item.daysLeft} days"},
+		{"name": "filesystem almost full", "type": "filesystem", "expression": "item.percentUsed > 90", "severity": "WARNING",
+			"message": "{item} is {item.percentUsed}% full", "ticks": 3},
+	} {
+		if err := u.call(ctx, "POST", fmt.Sprintf("/api/v1/container/%d/condition", u.root), c, nil); err != nil {
 			return err
 		}
 	}

@@ -76,6 +76,23 @@ func TestUp(t *testing.T) {
 	} {
 		testutil.WaitFor(t, sel, 45*time.Second, func() bool { return len(h.Samples(sel)) > 0 })
 	}
+	// The sample conditions, and no alert on a healthy machine's hub.
+	var conds []struct {
+		Name string `json:"name"`
+	}
+	h.Must(200, "GET", "/api/v1/container/1/conditions", nil, &conds)
+	if len(conds) != 3 {
+		t.Errorf("sample conditions: %+v", conds)
+	}
+	var alerts []struct {
+		Message string `json:"message"`
+	}
+	h.Must(200, "GET", "/api/v1/container/1/alerts?status=open", nil, &alerts)
+	for _, a := range alerts {
+		if !strings.Contains(a.Message, "full") { // a full disk of the machine running the test is not the hub's fault
+			t.Errorf("open alert on the sample asset: %s", a.Message)
+		}
+	}
 }
 
 func readFile(t *testing.T, path string) string {

@@ -57,9 +57,8 @@ type script struct {
 	apps    map[string]int64
 	live    fakeLive
 	// the result being read: target and data, until its items end
-	cur    *ingest.Target
-	curCD  *model.CheckData
-	curLoc string
+	cur   *ingest.Target
+	curCD *model.CheckData
 }
 
 func runScript(t *testing.T, file string) {

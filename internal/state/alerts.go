@@ -269,7 +269,7 @@ func (s *Store) Alerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
 	if f.Status != "" {
 		where = append(where, "status = "+arg(f.Status))
 	}
-	q := `SELECT ` + alertColumns + ` FROM alerts WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ` + arg(f.Limit)
+	q := `SELECT ` + alertColumns + ` FROM alerts WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ` + arg(f.Limit) // #nosec G202 -- the clauses are constant text with $N placeholders; every value is an argument
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing alerts: %w", err)
@@ -380,7 +380,7 @@ func (s *Store) Notifications(ctx context.Context, f NotificationFilter) ([]Noti
 	if f.Status != "" {
 		where = append(where, "status = "+arg(f.Status))
 	}
-	q := `SELECT ` + notificationColumns + ` FROM notifications WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ` + arg(f.Limit)
+	q := `SELECT ` + notificationColumns + ` FROM notifications WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC LIMIT ` + arg(f.Limit) // #nosec G202 -- the clauses are constant text with $N placeholders; every value is an argument
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing notifications: %w", err)
