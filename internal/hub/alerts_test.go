@@ -338,3 +338,55 @@ func TestConditionValidation(t *testing.T) {
 		t.Errorf("email rule without SMTP: %d %s", code, out)
 	}
 }
+
+// TestHealthNotifications: a failing check and refused data raise
+// monitoring-health notifications, listed through the API, and a good
+// result closes them.
+func TestHealthNotifications(t *testing.T) {
+	th := startHub(t, t.TempDir())
+	c := th.newContainer(1, "customer")
+	tok := th.newToken(c, agentPerms...)
+	asset := th.agentSetup(tok, "db")
+	now := time.Now().Unix()
+	path := fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/disk", asset)
+	th.must(204, tok, "POST", path, fmt.Sprintf(`{"timestamp":%d,"error":{"message":"cannot read /proc/diskstats","severity":"HIGH"}}`, now-60), nil)
+	code, out := th.do(tok, "POST", path, `{"timestamp":"soon","data":{}}`)
+	if code != 400 {
+		t.Fatalf("invalid data: %d %s", code, out)
+	}
+	var notes []struct {
+		Kind     string `json:"kind"`
+		Severity string `json:"severity"`
+		Status   string `json:"status"`
+		Message  string `json:"message"`
+		AssetID  *int64 `json:"assetId"`
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/container/%d/notifications?status=open", c), nil, &notes)
+	kinds := map[string]string{}
+	for _, n := range notes {
+		kinds[n.Kind] = n.Severity
+		if n.AssetID == nil || *n.AssetID != asset {
+			t.Errorf("notification %+v is not about asset %d", n, asset)
+		}
+	}
+	if kinds["check_error"] != "HIGH" || kinds["invalid_data"] != "LOW" || len(notes) != 2 {
+		t.Fatalf("open notifications: %+v", notes)
+	}
+	th.must(204, tok, "POST", path, fmt.Sprintf(`{"timestamp":%d,"data":{"disk":[{"name":"sda","reads":1}]}}`, now), nil)
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/container/%d/notifications?status=open", c), nil, &notes)
+	if len(notes) != 0 {
+		t.Fatalf("still open: %+v", notes)
+	}
+	th.must(200, th.admin, "GET", fmt.Sprintf("/api/v1/container/%d/notifications?status=closed", c), nil, &notes)
+	if len(notes) != 2 {
+		t.Fatalf("closed: %+v", notes)
+	}
+	// Another customer sees none of them.
+	other := th.newContainer(1, "other")
+	otherTok := th.newToken(other, "READ", "API")
+	th.must(404, otherTok, "GET", fmt.Sprintf("/api/v1/container/%d/notifications", c), nil, nil)
+	th.must(200, otherTok, "GET", fmt.Sprintf("/api/v1/container/%d/notifications", other), nil, &notes)
+	if len(notes) != 0 {
+		t.Fatalf("the other customer sees %+v", notes)
+	}
+}
