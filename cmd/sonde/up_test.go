@@ -80,7 +80,8 @@ func TestUp(t *testing.T) {
 	var conds []struct {
 		Name string `json:"name"`
 	}
-	h.Must(200, "GET", "/api/v1/container/1/conditions", nil, &conds)
+	local := strings.TrimSpace(readFile(t, filepath.Join(dir, "up", "container-id")))
+	h.Must(200, "GET", "/api/v1/container/"+local+"/conditions", nil, &conds)
 	if len(conds) != 3 {
 		t.Errorf("sample conditions: %+v", conds)
 	}

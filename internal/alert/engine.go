@@ -48,6 +48,7 @@ type Engine struct {
 	wake  chan struct{}
 	evals prometheus.Counter
 	fails prometheus.Counter
+	limit *ruleLimiter
 
 	mu          sync.Mutex // guards the fields below
 	byContainer map[int64][]*condition
@@ -124,8 +125,13 @@ func New(cfg Config) *Engine {
 		dropped:   map[int64]int64{},
 		dropUntil: map[int64]time.Time{},
 	}
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sonde_hub_notifications_rate_limited_total",
+		Help: "Alert and notification events not sent because their rule exceeded its rate.",
+	})
+	e.limit = newRuleLimiter(e.log, dropped)
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(e.evals, e.fails)
+		cfg.Registerer.MustRegister(e.evals, e.fails, dropped)
 	}
 	return e
 }
@@ -381,6 +387,14 @@ func (e *Engine) Rejected(ctx context.Context, t ingest.Target, reason error) {
 	if e.noteID(noteKey{t.ContainerID, KindInvalidData, subject}) != 0 {
 		return
 	}
+	// Only about a check the asset has (configured, or with a stored
+	// result): a made-up check name must not open a notification each.
+	if known, err := e.st.CheckKnown(ctx, t.AssetID, t.Collector, t.Check); err != nil || !known {
+		if err != nil {
+			e.log.Error("recording refused data failed", "err", err)
+		}
+		return
+	}
 	acts.noteOpens = append(acts.noteOpens, state.Notification{
 		ContainerID: t.ContainerID, AssetID: &asset, Kind: KindInvalidData, Subject: subject,
 		Severity: int(model.SeverityLow),
@@ -485,6 +499,7 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 	var curList, prevList expr.ItemMetrics
 	env := &expr.Env{Item: &curList, Prev: &prevList, Now: now, PrevTime: prevTime}
 	var evals, fails int
+	overBudget := false
 	errs := make([]error, len(conds))
 	errItems := make([]string, len(conds))
 	// Expression conditions go item by item: an item's metrics are boxed
@@ -508,6 +523,10 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 		}
 		prevItems := cs.prev[c.Type]
 		for j := range typ.Items {
+			if evals+len(group) > MaxEvaluationsPerResult {
+				overBudget = true
+				break
+			}
 			it := &typ.Items[j]
 			curList, prevList = it.Metrics, nil
 			var prevMetrics []model.Metric
@@ -591,6 +610,17 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 			e.conditionHealth(t, c, errs[i], errItems[i], acts)
 		}
 	}
+	e.limitHealth(t, overBudget, acts)
+	// Bound the writes one result causes: the alerts beyond the cap keep
+	// their counts and open or close with the next results.
+	if n := len(acts.opens) + len(acts.closes); n > MaxAlertChangesPerResult {
+		if len(acts.opens) > MaxAlertChangesPerResult {
+			acts.opens = acts.opens[:MaxAlertChangesPerResult]
+		}
+		acts.closes = acts.closes[:MaxAlertChangesPerResult-len(acts.opens)]
+		e.log.Warn("more alert changes in one result than the hub records at once; the rest follow with the next results",
+			"asset_id", t.AssetID, "collector", t.Collector, "check", t.Check, "changes", n, "recorded", MaxAlertChangesPerResult)
+	}
 	e.evals.Add(float64(evals))
 	e.fails.Add(float64(fails))
 	// Remember this result's items of the types the conditions read.
@@ -644,6 +674,36 @@ func (e *Engine) clear(cs *checkState, c *condition, item string, open map[strin
 	tk.clears++
 	if tk.clears >= c.ClearTicks {
 		acts.closes = append(acts.closes, closeAction{cond: c, item: item, id: id, reason: "the condition no longer holds"})
+	}
+}
+
+// Bounds on the work one result causes.
+const (
+	// MaxEvaluationsPerResult bounds the conditions × items evaluated on
+	// one result; beyond it, evaluation stops and an evaluation_limit
+	// notification says so.
+	MaxEvaluationsPerResult = 200_000
+	// MaxAlertChangesPerResult bounds the alerts opened and closed by one
+	// result; the others follow with the next results.
+	MaxAlertChangesPerResult = 100
+)
+
+// limitHealth opens an evaluation_limit notification when a result had
+// more items × conditions than the budget, and closes it when one fits.
+func (e *Engine) limitHealth(t ingest.Target, over bool, acts *actions) {
+	k := noteKey{t.ContainerID, KindEvaluationLimit, checkSubject(t)}
+	id := e.noteID(k)
+	switch {
+	case over && id == 0:
+		asset := t.AssetID
+		acts.noteOpens = append(acts.noteOpens, state.Notification{
+			ContainerID: t.ContainerID, AssetID: &asset, Kind: KindEvaluationLimit, Subject: k.subject,
+			Severity: int(model.SeverityHigh),
+			Message: fmt.Sprintf("check %s/%s on %s has more items × conditions than the hub evaluates on one result (%d); conditions were skipped: use fewer conditions on this type or narrow them by collector, check or label",
+				t.Collector, t.Check, t.AssetName, MaxEvaluationsPerResult),
+		})
+	case !over && id != 0:
+		acts.noteCloses = append(acts.noteCloses, noteClose{id, k})
 	}
 }
 
@@ -738,7 +798,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 				continue
 			}
 			a.ID, a.Status = id, "open"
-			if err := queueAlert(tx, rules, labels, a, assetName, o.cond.Name, "alert.open", false, now); err != nil {
+			if err := queueAlert(tx, e.limit, rules, labels, a, assetName, o.cond.Name, "alert.open", false, now); err != nil {
 				return err
 			}
 		}
@@ -751,7 +811,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 			if !ok {
 				continue
 			}
-			if err := queueAlert(tx, rules, labels, a, assetName, c.cond.Name, "alert.close", maintFor(a.AssetID), now); err != nil {
+			if err := queueAlert(tx, e.limit, rules, labels, a, assetName, c.cond.Name, "alert.close", maintFor(a.AssetID), now); err != nil {
 				return err
 			}
 		}
@@ -773,7 +833,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 				continue
 			}
 			n.ID, n.Status = id, "open"
-			if err := queueNotification(tx, rules, labels, n, "notification.open", false, now); err != nil {
+			if err := queueNotification(tx, e.limit, rules, labels, n, "notification.open", false, now); err != nil {
 				return err
 			}
 		}
@@ -791,7 +851,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 			if n.AssetID != nil {
 				assetID = *n.AssetID
 			}
-			if err := queueNotification(tx, rules, labels, n, "notification.close", maintFor(assetID), now); err != nil {
+			if err := queueNotification(tx, e.limit, rules, labels, n, "notification.close", maintFor(assetID), now); err != nil {
 				return err
 			}
 		}

@@ -28,6 +28,16 @@ const (
 	DropQuiet = 10 * time.Minute
 )
 
+// DefaultRetention is how long closed alerts (with their history), closed
+// notifications and finished deliveries are kept.
+func DefaultRetention() state.Retention {
+	return state.Retention{
+		ClosedAlerts:        400 * 24 * time.Hour,
+		ClosedNotifications: 90 * 24 * time.Hour,
+		FinishedDeliveries:  30 * 24 * time.Hour,
+	}
+}
+
 // sweptKinds are the notifications the sweep owns: it opens what it finds
 // and closes the rest.
 var sweptKinds = map[string]bool{
@@ -42,9 +52,20 @@ func (e *Engine) RunHealth(ctx context.Context, every time.Duration) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		if err := e.Sweep(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("the monitoring-health sweep failed; it runs again shortly", "err", err)
+		}
+		if now := e.now(); now.Sub(pruned) >= time.Hour {
+			pruned = now
+			n, err := e.st.Prune(ctx, now, DefaultRetention())
+			switch {
+			case err != nil && ctx.Err() == nil:
+				e.log.Error("pruning old alerts and notifications failed; it runs again in an hour", "err", err)
+			case n > 0:
+				e.log.Info("pruned old alerts, notifications and deliveries", "rows", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

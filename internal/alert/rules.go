@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // rule schedules name time zones; the hub must not depend on the host's zoneinfo
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sonde-monitoring/sonde/internal/model"
 	"github.com/sonde-monitoring/sonde/internal/state"
@@ -298,12 +302,14 @@ type Event struct {
 
 // queue adds the delivery of one event to every rule given; skip, when not
 // empty, records it as skipped for that reason instead.
-func queue(tx *state.Tx, rules []*rule, ev Event, eventKey string, container int64, skip string, now time.Time) error {
+func queue(tx *state.Tx, lim *ruleLimiter, rules []*rule, ev Event, eventKey string, container int64, skip string, now time.Time) error {
 	for _, r := range rules {
+		if !lim.allow(r.ID, now) {
+			continue // counted and logged by the limiter
+		}
 		ev.DeliveryID = fmt.Sprintf("%d-%s", r.ID, eventKey)
 		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
+		enc := json.NewEncoder(&buf) // escapes <, > and &: receivers may show the body as HTML
 		if err := enc.Encode(ev); err != nil {
 			return fmt.Errorf("encoding a notification: %w", err)
 		}
@@ -324,7 +330,7 @@ func queue(tx *state.Tx, rules []*rule, ev Event, eventKey string, container int
 	return nil
 }
 
-func queueAlert(tx *state.Tx, rules []*rule, labels []string, a state.Alert, asset, cond, event string, inMaint bool, now time.Time) error {
+func queueAlert(tx *state.Tx, lim *ruleLimiter, rules []*rule, labels []string, a state.Alert, asset, cond, event string, inMaint bool, now time.Time) error {
 	var match []*rule
 	for _, r := range rules {
 		if r.matchAlert(a, labels) {
@@ -340,10 +346,10 @@ func queueAlert(tx *state.Tx, rules []*rule, labels []string, a state.Alert, ass
 	if inMaint {
 		skip = "in a maintenance window"
 	}
-	return queue(tx, match, Event{Event: event, Alert: &v}, fmt.Sprintf("%s:%d", event, a.ID), a.ContainerID, skip, now)
+	return queue(tx, lim, match, Event{Event: event, Alert: &v}, fmt.Sprintf("%s:%d", event, a.ID), a.ContainerID, skip, now)
 }
 
-func queueNotification(tx *state.Tx, rules []*rule, labels []string, n state.Notification, event string, inMaint bool, now time.Time) error {
+func queueNotification(tx *state.Tx, lim *ruleLimiter, rules []*rule, labels []string, n state.Notification, event string, inMaint bool, now time.Time) error {
 	var match []*rule
 	for _, r := range rules {
 		if r.matchNotification(n, labels) {
@@ -358,5 +364,64 @@ func queueNotification(tx *state.Tx, rules []*rule, labels []string, n state.Not
 	if inMaint {
 		skip = "in a maintenance window"
 	}
-	return queue(tx, match, Event{Event: event, Notification: &v}, fmt.Sprintf("%s:%d", event, n.ID), n.ContainerID, skip, now)
+	return queue(tx, lim, match, Event{Event: event, Notification: &v}, fmt.Sprintf("%s:%d", event, n.ID), n.ContainerID, skip, now)
+}
+
+// Delivery rate limit of one rule: a burst, then a steady rate. An alert
+// storm (a flapping condition on thousands of items) must not queue
+// unbounded mail and webhook calls.
+const (
+	RuleBurst        = 60
+	RulePerSecond    = 1.0
+	maxLimitedRules  = 100_000
+	limiterLogPeriod = time.Minute
+)
+
+// ruleLimiter is a token bucket per rule.
+type ruleLimiter struct {
+	mu      sync.Mutex
+	buckets map[int64]*bucket
+	log     *slog.Logger
+	dropped prometheus.Counter
+}
+
+type bucket struct {
+	tokens  float64
+	last    time.Time
+	dropped int
+	logged  time.Time
+}
+
+func newRuleLimiter(log *slog.Logger, dropped prometheus.Counter) *ruleLimiter {
+	return &ruleLimiter{buckets: map[int64]*bucket{}, log: log, dropped: dropped}
+}
+
+func (l *ruleLimiter) allow(rule int64, now time.Time) bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[rule]
+	if b == nil {
+		if len(l.buckets) >= maxLimitedRules {
+			clear(l.buckets)
+		}
+		b = &bucket{tokens: RuleBurst, last: now}
+		l.buckets[rule] = b
+	}
+	b.tokens = min(RuleBurst, b.tokens+now.Sub(b.last).Seconds()*RulePerSecond)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
+	b.dropped++
+	l.dropped.Inc()
+	if now.Sub(b.logged) >= limiterLogPeriod {
+		l.log.Warn("a notification rule gets more events than it may send; events are dropped",
+			"rule_id", rule, "dropped", b.dropped, "burst", RuleBurst, "per_second", RulePerSecond)
+		b.logged, b.dropped = now, 0
+	}
+	return false
 }

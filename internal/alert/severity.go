@@ -53,6 +53,7 @@ const (
 	KindProbeMissing          = "probe_missing"
 	KindInvalidData           = "invalid_data"
 	KindConditionError        = "condition_error"
+	KindEvaluationLimit       = "evaluation_limit"
 )
 
 // notificationSeverity names a notification severity (model.Severity:

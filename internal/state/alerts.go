@@ -894,3 +894,44 @@ func (s *Store) CountResults(ctx context.Context, asset int64, collector string)
 	}
 	return n, nil
 }
+
+// CheckKnown reports whether an asset has a check: configured, or with a
+// stored result.
+func (s *Store) CheckKnown(ctx context.Context, asset int64, collector, check string) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT
+    (SELECT COUNT(*) FROM check_results WHERE asset_id = $1 AND collector = $2 AND check_key = $3) +
+    (SELECT COUNT(*) FROM asset_checks WHERE asset_id = $1 AND collector = $2 AND check_key = $3)`, asset, collector, check).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("looking up check %s/%s of asset %d: %w", collector, check, asset, err)
+	}
+	return n > 0, nil
+}
+
+// Retention says how long finished records are kept.
+type Retention struct {
+	ClosedAlerts, ClosedNotifications, FinishedDeliveries time.Duration
+}
+
+// Prune deletes closed alerts (with their history), closed notifications
+// and finished deliveries older than the retention, and says how many rows
+// went.
+func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, error) {
+	var total int64
+	for _, q := range []struct {
+		sql   string
+		older time.Duration
+	}{
+		{`DELETE FROM alerts WHERE status = 'closed' AND closed_at < $1`, r.ClosedAlerts},
+		{`DELETE FROM notifications WHERE status = 'closed' AND closed_at < $1`, r.ClosedNotifications},
+		{`DELETE FROM deliveries WHERE status <> 'pending' AND created_at < $1`, r.FinishedDeliveries},
+	} {
+		res, err := s.w.ExecContext(ctx, q.sql, now.Add(-q.older).Unix())
+		if err != nil {
+			return total, fmt.Errorf("pruning old alerts and notifications: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+	}
+	return total, nil
+}
