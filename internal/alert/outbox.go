@@ -28,7 +28,7 @@ type OutboxConfig struct {
 	Mailer *notify.Mailer
 	// Wake says that deliveries were queued (Engine.Wake).
 	Wake <-chan struct{}
-	// Workers bounds the rules sent to at once; 0 means 4.
+	// Workers bounds the rules sent to at once; 0 means 8.
 	Workers int
 	// RetryFor is how long a delivery is retried; 0 means 24 h.
 	RetryFor time.Duration
@@ -48,8 +48,10 @@ type Outbox struct {
 	attempts *prometheus.CounterVec
 
 	mu       sync.Mutex
-	inflight map[int64]bool // rules being sent to
-	done     chan struct{}  // a worker finished
+	inflight map[int64]bool      // rules being sent to
+	busy     map[int64]int       // rules being sent to, by container
+	hold     map[int64]time.Time // rules whose receiver failed: not before
+	done     chan struct{}       // a worker finished
 }
 
 // NewOutbox returns an outbox; Run sends.
@@ -61,7 +63,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		cfg.Now = time.Now
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = 8
 	}
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = 24 * time.Hour
@@ -79,6 +81,8 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 			Help: "Attempts to deliver a notification, by channel and outcome (delivered, retry, failed).",
 		}, []string{"channel", "outcome"}),
 		inflight: map[int64]bool{},
+		busy:     map[int64]int{},
+		hold:     map[int64]time.Time{},
 		done:     make(chan struct{}, 1),
 	}
 	if cfg.Registerer != nil {
@@ -107,44 +111,73 @@ func (o *Outbox) Run(ctx context.Context) {
 	}
 }
 
-// pass starts a worker for every rule with due deliveries (up to Workers
-// at once) and says how long to wait before the next pass.
+// Outbox scheduling limits.
+const (
+	// perContainer bounds the rules of one container sent to at once, so
+	// that one tenant's slow receivers leave workers for the others.
+	perContainer = 2
+	// batchPerRule is how many due deliveries a worker takes at once.
+	batchPerRule = 50
+)
+
+// pass starts a worker for rules with due deliveries, taking rules
+// round-robin across containers and at most perContainer per container,
+// and says how long to wait before the next pass. A rule whose receiver
+// failed is held until its retry time, also for new deliveries.
 func (o *Outbox) pass(ctx context.Context, wg *sync.WaitGroup) time.Duration {
 	const idle = 5 * time.Second
 	now := o.cfg.Now()
-	due, err := o.cfg.State.DueDeliveries(ctx, now, 500)
+	due, err := o.cfg.State.DueRules(ctx, now, 1000)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.log.Error("reading queued notifications failed; retrying", "err", err)
 		}
 		return idle
 	}
-	byRule := map[int64][]state.Delivery{}
-	var order []int64
-	for _, d := range due {
-		if byRule[d.RuleID] == nil {
-			order = append(order, d.RuleID)
-		}
-		byRule[d.RuleID] = append(byRule[d.RuleID], d)
-	}
 	o.mu.Lock()
-	for _, r := range order {
-		if o.inflight[r] || len(o.inflight) >= o.cfg.Workers {
+	// Round-robin over containers, in the order their rules became due.
+	byContainer := map[int64][]int64{}
+	var containers []int64
+	for _, d := range due {
+		if o.inflight[d.RuleID] || now.Before(o.hold[d.RuleID]) {
 			continue
 		}
-		o.inflight[r] = true
-		wg.Add(1)
-		go func(rule int64, ds []state.Delivery) {
-			defer wg.Done()
-			o.sendRule(ctx, rule, ds)
-			o.mu.Lock()
-			delete(o.inflight, rule)
-			o.mu.Unlock()
-			select {
-			case o.done <- struct{}{}:
-			default:
+		if byContainer[d.ContainerID] == nil {
+			containers = append(containers, d.ContainerID)
+		}
+		byContainer[d.ContainerID] = append(byContainer[d.ContainerID], d.RuleID)
+	}
+	for round := 0; len(o.inflight) < o.cfg.Workers; round++ {
+		started := false
+		for _, c := range containers {
+			rules := byContainer[c]
+			if round >= len(rules) || o.busy[c] >= perContainer || len(o.inflight) >= o.cfg.Workers {
+				continue
 			}
-		}(r, byRule[r])
+			rule := rules[round]
+			o.inflight[rule] = true
+			o.busy[c]++
+			started = true
+			wg.Add(1)
+			go func(rule, container int64) {
+				defer wg.Done()
+				o.sendRule(ctx, rule)
+				o.mu.Lock()
+				delete(o.inflight, rule)
+				o.busy[container]--
+				if o.busy[container] <= 0 {
+					delete(o.busy, container)
+				}
+				o.mu.Unlock()
+				select {
+				case o.done <- struct{}{}:
+				default:
+				}
+			}(rule, c)
+		}
+		if !started {
+			break
+		}
 	}
 	o.mu.Unlock()
 	next, ok, err := o.cfg.State.NextDelivery(ctx)
@@ -160,11 +193,18 @@ func (o *Outbox) pass(ctx context.Context, wg *sync.WaitGroup) time.Duration {
 // sendRule attempts a rule's due deliveries in order. After a failure the
 // others wait for the same retry time: the receiver is likely down, and
 // each attempt could take the whole timeout.
-func (o *Outbox) sendRule(ctx context.Context, ruleID int64, ds []state.Delivery) {
+func (o *Outbox) sendRule(ctx context.Context, ruleID int64) {
 	r, err := o.cfg.State.Rule(ctx, ruleID)
 	if err != nil {
 		if !errors.Is(err, state.ErrNotFound) && ctx.Err() == nil {
 			o.log.Error("reading a notification rule failed", "rule_id", ruleID, "err", err)
+		}
+		return
+	}
+	ds, err := o.cfg.State.DueDeliveriesOfRule(ctx, ruleID, o.cfg.Now(), batchPerRule)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Error("reading queued notifications failed", "rule_id", ruleID, "err", err)
 		}
 		return
 	}
@@ -173,14 +213,15 @@ func (o *Outbox) sendRule(ctx context.Context, ruleID int64, ds []state.Delivery
 		if ctx.Err() != nil {
 			return
 		}
+		prev := d.Attempts
 		if r.Disabled {
 			d.Status, d.LastError = "skipped", "the rule was disabled"
-			o.record(ctx, d)
+			o.record(ctx, d, prev)
 			continue
 		}
 		if !retryAt.IsZero() {
 			d.NextAttemptAt = retryAt
-			o.record(ctx, d)
+			o.record(ctx, d, prev)
 			continue
 		}
 		d = o.attempt(ctx, r, d)
@@ -192,13 +233,24 @@ func (o *Outbox) sendRule(ctx context.Context, ruleID int64, ds []state.Delivery
 		if d.Status == "pending" {
 			retryAt = d.NextAttemptAt
 		}
-		o.record(ctx, d)
+		o.record(ctx, d, prev)
 	}
+	o.mu.Lock()
+	if retryAt.IsZero() {
+		delete(o.hold, ruleID)
+	} else {
+		o.hold[ruleID] = retryAt
+	}
+	o.mu.Unlock()
 }
 
-func (o *Outbox) record(ctx context.Context, d state.Delivery) {
-	if err := o.cfg.State.UpdateDelivery(context.WithoutCancel(ctx), d); err != nil {
+func (o *Outbox) record(ctx context.Context, d state.Delivery, prevAttempts int) {
+	ok, err := o.cfg.State.UpdateDelivery(context.WithoutCancel(ctx), d, prevAttempts)
+	switch {
+	case err != nil:
 		o.log.Error("recording a notification attempt failed", "delivery_id", d.ID, "err", err)
+	case !ok:
+		o.log.Warn("a notification was attempted by two workers; the first record stands", "delivery_id", d.ID)
 	}
 }
 

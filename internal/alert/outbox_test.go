@@ -3,11 +3,15 @@ package alert_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"mime"
+	"net/http"
+	"net/http/httptest"
 	"net/mail"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +19,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/alert/notify"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
 	"github.com/sonde-monitoring/sonde/internal/model"
+	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
 	"github.com/sonde-monitoring/sonde/internal/testutil"
 )
@@ -124,5 +129,91 @@ func TestOutboxEmail(t *testing.T) {
 			t.Fatalf("deliveries: %+v", ds)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOutboxFairness: one tenant's receivers that never answer must not
+// hold up another tenant's notifications. Tenant A has more hanging
+// webhook rules than the outbox has workers; tenant B's delivery arrives
+// while all of A's requests still hang.
+func TestOutboxFairness(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	release := make(chan struct{})
+	var hung atomic.Int32
+	tarpit := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hung.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer tarpit.Close()
+	defer close(release)
+	got := make(chan string, 10)
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("X-Sonde-Delivery")
+	}))
+	defer good.Close()
+
+	st, err := state.Open(ctx, filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	root, _, _ := st.EnsureRoot(ctx, "root")
+	a, _ := st.CreateContainer(ctx, root, "a")
+	b, _ := st.CreateContainer(ctx, root, "b")
+	c := state.Condition{ContainerID: root, Name: "hot", Kind: alert.KindExpression, Type: "cpu", Expression: "item.usage > 90", Severity: int(alert.Critical)}
+	if err := alert.Validate(&c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateCondition(ctx, c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	const workers = 4
+	for i := range 3 * workers {
+		r := state.Rule{ContainerID: a, Name: fmt.Sprint("tarpit ", i), Channel: alert.ChannelWebhook, URL: tarpit.URL,
+			Secret: secret.New("0123456789abcdef-a"), MinSeverity: int(alert.Debug)}
+		if _, err := st.CreateRule(ctx, r, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.CreateRule(ctx, state.Rule{ContainerID: b, Name: "b", Channel: alert.ChannelWebhook, URL: good.URL,
+		Secret: secret.New("0123456789abcdef-b"), MinSeverity: int(alert.Debug)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e := alert.New(alert.Config{State: st})
+	if err := e.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hot := func(container int64, name string) {
+		asset, err := st.CreateAsset(ctx, container, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Observe(ctx, ingest.Target{ContainerID: container, AssetID: asset, AssetName: name, Collector: "x", Check: "y"},
+			&model.CheckData{HasResult: true, Timestamp: time.Now().Unix(), Types: []model.Type{{Name: "cpu", Items: []model.Item{
+				{Name: "cpu0", Metrics: []model.Metric{{Name: "usage", Value: model.IntValue(99)}}},
+			}}}})
+	}
+	hot(a, "a1") // first: A's deliveries are the oldest
+	hot(b, "b1")
+	ob := alert.NewOutbox(alert.OutboxConfig{State: st, Wake: e.Wake(), Workers: workers,
+		Webhook: notify.NewWebhook(notify.WebhookConfig{AllowPrivate: true, Timeout: 50 * time.Second})})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { ob.Run(runCtx); close(done) }()
+	defer func() { stop(); <-done }()
+	select {
+	case id := <-got:
+		if !strings.Contains(id, "alert.open") {
+			t.Errorf("delivery id %q", id)
+		}
+		if n := hung.Load(); n > workers {
+			t.Errorf("%d of A's requests hang: more than the %d workers", n, workers)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("tenant B's notification did not arrive while tenant A's %d receivers hang (%d requests hanging)", 3*workers, hung.Load())
 	}
 }

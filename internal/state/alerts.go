@@ -614,13 +614,38 @@ func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
 	return d, err
 }
 
-// DueDeliveries lists pending deliveries whose next attempt is due, oldest
-// first.
-func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries
-WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2`, now.Unix(), limit)
+// DueRule is a rule with deliveries due.
+type DueRule struct {
+	RuleID, ContainerID int64
+}
+
+// DueRules lists the rules with a delivery due at now, the longest
+// waiting first, at most limit.
+func (s *Store) DueRules(ctx context.Context, now time.Time, limit int) ([]DueRule, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rule_id, MIN(container_id) FROM deliveries
+WHERE status = 'pending' AND next_attempt_at <= $1 GROUP BY rule_id ORDER BY MIN(next_attempt_at), MIN(id) LIMIT $2`, now.Unix(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading due deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []DueRule
+	for rows.Next() {
+		var d DueRule
+		if err := rows.Scan(&d.RuleID, &d.ContainerID); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DueDeliveriesOfRule lists one rule's deliveries due at now, oldest
+// first.
+func (s *Store) DueDeliveriesOfRule(ctx context.Context, rule int64, now time.Time, limit int) ([]Delivery, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries
+WHERE rule_id = $1 AND status = 'pending' AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3`, rule, now.Unix(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading the due deliveries of rule %d: %w", rule, err)
 	}
 	return collectDeliveries(rows)
 }
@@ -663,8 +688,10 @@ func collectDeliveries(rows *sql.Rows) ([]Delivery, error) {
 	return out, rows.Err()
 }
 
-// UpdateDelivery records the outcome of an attempt.
-func (s *Store) UpdateDelivery(ctx context.Context, d Delivery) error {
+// UpdateDelivery records the outcome of an attempt on a delivery that was
+// pending after prevAttempts attempts; ok is false (and nothing changes)
+// when it no longer is: another worker got to it first.
+func (s *Store) UpdateDelivery(ctx context.Context, d Delivery, prevAttempts int) (ok bool, err error) {
 	var delivered sql.NullInt64
 	if d.DeliveredAt != nil {
 		delivered = sql.NullInt64{Int64: d.DeliveredAt.Unix(), Valid: true}
@@ -675,13 +702,14 @@ func (s *Store) UpdateDelivery(ctx context.Context, d Delivery) error {
 	if d.NextAttemptAt.Nanosecond() > 0 {
 		next++
 	}
-	_, err := s.w.ExecContext(ctx, `UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_status = $4,
-last_error = $5, delivered_at = $6 WHERE id = $7`,
-		d.Status, d.Attempts, next, d.LastStatus, d.LastError, delivered, d.ID)
+	res, err := s.w.ExecContext(ctx, `UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, last_status = $4,
+last_error = $5, delivered_at = $6 WHERE id = $7 AND status = 'pending' AND attempts = $8`,
+		d.Status, d.Attempts, next, d.LastStatus, d.LastError, delivered, d.ID, prevAttempts)
 	if err != nil {
-		return fmt.Errorf("recording delivery %d: %w", d.ID, err)
+		return false, fmt.Errorf("recording delivery %d: %w", d.ID, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // MissingCheck is a check whose results stopped arriving.

@@ -152,7 +152,7 @@ func (e *StatusError) Misconfigured() bool {
 // guard refuses.
 type RefusedAddressError struct {
 	Addr   string // the address that was about to be dialled, or the URL's host
-	Reason string // names the refused range, e.g. "loopback address, RFC 1122 (127.0.0.0/8)"
+	Reason string // names the refused range, e.g. "loopback address 127.0.0.0/8 (RFC 1122)"
 }
 
 // Error names the address, the reason and the setting that allows it.
@@ -370,54 +370,56 @@ type specialRange struct {
 	reason string // names the range
 }
 
-func refuse(prefix, reason string) specialRange {
+// refuse returns the entry for prefix; the reason reads "<what> <prefix>
+// (<source>)", e.g. "loopback address 127.0.0.0/8 (RFC 1122)".
+func refuse(prefix, what, source string) specialRange {
 	p := netip.MustParsePrefix(prefix)
-	return specialRange{prefix: p, reason: reason + " (" + p.String() + ")"}
+	return specialRange{prefix: p, reason: what + " " + p.String() + " (" + source + ")"}
 }
 
 // refusedRanges is searched in order; the first match gives the reason, so a
 // narrower range comes before a wider one that contains it.
 var refusedRanges = []specialRange{
 	// IPv4 Special-Purpose Address Registry.
-	refuse("0.0.0.0/8", "\"this network\" address, RFC 791 and RFC 1122; Linux connects it to the local host"),
-	refuse("10.0.0.0/8", "private address, RFC 1918"),
-	refuse("100.64.0.0/10", "carrier-grade NAT shared address, RFC 6598"),
-	refuse("127.0.0.0/8", "loopback address, RFC 1122"),
-	refuse("169.254.0.0/16", "link-local address, RFC 3927; includes cloud metadata endpoints"),
-	refuse("172.16.0.0/12", "private address, RFC 1918"),
+	refuse("0.0.0.0/8", "\"this network\" address", "RFC 791 and RFC 1122; Linux connects it to the local host"),
+	refuse("10.0.0.0/8", "private address", "RFC 1918"),
+	refuse("100.64.0.0/10", "carrier-grade NAT shared address", "RFC 6598"),
+	refuse("127.0.0.0/8", "loopback address", "RFC 1122"),
+	refuse("169.254.0.0/16", "link-local address", "RFC 3927; includes cloud metadata endpoints"),
+	refuse("172.16.0.0/12", "private address", "RFC 1918"),
 	// Refused whole, although 192.0.0.9/32 and 192.0.0.10/32 (PCP and TURN
 	// anycast) are globally reachable: neither is a webhook receiver.
-	refuse("192.0.0.0/24", "IETF protocol assignment, RFC 6890; includes DS-Lite 192.0.0.0/29, RFC 7335"),
-	refuse("192.0.2.0/24", "documentation address TEST-NET-1, RFC 5737"),
-	refuse("192.88.99.0/24", "deprecated 6to4 relay anycast address, RFC 7526"),
-	refuse("192.168.0.0/16", "private address, RFC 1918"),
-	refuse("198.18.0.0/15", "benchmarking address, RFC 2544"),
-	refuse("198.51.100.0/24", "documentation address TEST-NET-2, RFC 5737"),
-	refuse("203.0.113.0/24", "documentation address TEST-NET-3, RFC 5737"),
-	refuse("224.0.0.0/4", "multicast address, RFC 5771"),
-	refuse("255.255.255.255/32", "limited broadcast address, RFC 919 and RFC 8190"),
-	refuse("240.0.0.0/4", "reserved address, RFC 1112"),
+	refuse("192.0.0.0/24", "IETF protocol assignment", "RFC 6890; includes DS-Lite 192.0.0.0/29, RFC 7335"),
+	refuse("192.0.2.0/24", "documentation address TEST-NET-1", "RFC 5737"),
+	refuse("192.88.99.0/24", "deprecated 6to4 relay anycast address", "RFC 7526"),
+	refuse("192.168.0.0/16", "private address", "RFC 1918"),
+	refuse("198.18.0.0/15", "benchmarking address", "RFC 2544"),
+	refuse("198.51.100.0/24", "documentation address TEST-NET-2", "RFC 5737"),
+	refuse("203.0.113.0/24", "documentation address TEST-NET-3", "RFC 5737"),
+	refuse("224.0.0.0/4", "multicast address", "RFC 5771"),
+	refuse("255.255.255.255/32", "limited broadcast address", "RFC 919 and RFC 8190"),
+	refuse("240.0.0.0/4", "reserved address", "RFC 1112"),
 
 	// IPv6 Special-Purpose Address Registry. ::ffff:0:0/96 (IPv4-mapped,
 	// RFC 4291), 64:ff9b::/96 and 64:ff9b:1::/48 (NAT64, RFC 6052 and RFC
 	// 8215) and 2002::/16 (6to4, RFC 3056) are judged by their embedded IPv4
 	// address in refusedReason before this table is searched.
-	refuse("::/128", "unspecified address, RFC 4291"),
-	refuse("::1/128", "loopback address, RFC 4291"),
-	refuse("::/96", "deprecated IPv4-compatible address, RFC 4291 section 2.5.5.1"),
-	refuse("100::/64", "discard-only address, RFC 6666"),
+	refuse("::/128", "unspecified address", "RFC 4291"),
+	refuse("::1/128", "loopback address", "RFC 4291"),
+	refuse("::/96", "deprecated IPv4-compatible address", "RFC 4291 section 2.5.5.1"),
+	refuse("100::/64", "discard-only address", "RFC 6666"),
 	// Refused whole, including Teredo 2001::/32 (RFC 4380), whose relays
-	// reach an IPv4 address hidden in the address, and ORCHIDv2 2001:20::/28
-	// (RFC 7343); the few globally reachable anycast assignments in it are
-	// no webhook receivers.
-	refuse("2001::/23", "IETF protocol assignment, RFC 2928; includes Teredo 2001::/32, RFC 4380"),
-	refuse("2001:db8::/32", "documentation address, RFC 3849"),
-	refuse("3fff::/20", "documentation address, RFC 9637"),
-	refuse("5f00::/16", "segment routing (SRv6) SID, RFC 9602"),
-	refuse("fc00::/7", "unique local (private) address, RFC 4193; includes cloud metadata endpoints"),
-	refuse("fe80::/10", "link-local address, RFC 4291"),
-	refuse("fec0::/10", "deprecated site-local address, RFC 3879"),
-	refuse("ff00::/8", "multicast address, RFC 4291"),
+	// reach an IPv4 address hidden in the address; the few globally
+	// reachable assignments in it (anycast services, ORCHIDv2 2001:20::/28,
+	// RFC 7343) are no webhook receivers.
+	refuse("2001::/23", "IETF protocol assignment", "RFC 2928; includes Teredo 2001::/32, RFC 4380"),
+	refuse("2001:db8::/32", "documentation address", "RFC 3849"),
+	refuse("3fff::/20", "documentation address", "RFC 9637"),
+	refuse("5f00::/16", "segment routing (SRv6) SID", "RFC 9602"),
+	refuse("fc00::/7", "unique local (private) address", "RFC 4193; includes cloud metadata endpoints"),
+	refuse("fe80::/10", "link-local address", "RFC 4291"),
+	refuse("fec0::/10", "deprecated site-local address", "RFC 3879"),
+	refuse("ff00::/8", "multicast address", "RFC 4291"),
 }
 
 var (
@@ -447,18 +449,18 @@ func refusedReason(ip netip.Addr) (reason string, refused bool) {
 	b := ip.As16()
 	switch {
 	case ip.Is4In6():
-		return embeddedReason("IPv4-mapped address (::ffff:0:0/96)", ip.Unmap())
+		return embeddedReason("IPv4-mapped address ::ffff:0:0/96", ip.Unmap())
 	case nat64.Contains(ip):
-		return embeddedReason("NAT64 address (64:ff9b::/96)", netip.AddrFrom4([4]byte(b[12:])))
+		return embeddedReason("NAT64 address 64:ff9b::/96", netip.AddrFrom4([4]byte(b[12:])))
 	case nat64Local.Contains(ip):
 		for _, x := range b[6:12] {
 			if x != 0 {
-				return "local-use NAT64 address (64:ff9b:1::/48, RFC 8215) whose embedded IPv4 address is ambiguous; only 64:ff9b:1::/96 is judged by its last 32 bits", true
+				return "local-use NAT64 address 64:ff9b:1::/48 (RFC 8215) whose embedded IPv4 address is ambiguous; only 64:ff9b:1::/96 is judged by its last 32 bits", true
 			}
 		}
-		return embeddedReason("local-use NAT64 address (64:ff9b:1::/48)", netip.AddrFrom4([4]byte(b[12:])))
+		return embeddedReason("local-use NAT64 address 64:ff9b:1::/48", netip.AddrFrom4([4]byte(b[12:])))
 	case sixToFour.Contains(ip):
-		return embeddedReason("6to4 address (2002::/16)", netip.AddrFrom4([4]byte(b[2:6])))
+		return embeddedReason("6to4 address 2002::/16", netip.AddrFrom4([4]byte(b[2:6])))
 	}
 	for _, r := range refusedRanges {
 		if r.prefix.Contains(ip) {
@@ -466,7 +468,7 @@ func refusedReason(ip netip.Addr) (reason string, refused bool) {
 		}
 	}
 	if ip.Is6() && !globalUnicast6.Contains(ip) {
-		return "IPv6 address outside the global unicast space (2000::/3), reserved by the IETF", true
+		return "IPv6 address outside the global unicast space 2000::/3 (RFC 4291), reserved by the IETF", true
 	}
 	if !ip.IsGlobalUnicast() {
 		return "not a global unicast address", true
