@@ -120,6 +120,8 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	fs.StringVar(&cfg.SMTPUsername, "smtp-user", "", "SMTP user name, if the server wants one")
 	fs.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", "", "file holding the SMTP password (never on the command line)")
 	fs.StringVar(&cfg.SMTPCAFile, "smtp-ca", "", "CA certificate (PEM) to verify the SMTP server with, instead of the system's")
+	var mailDomains listFlag
+	fs.Var(&mailDomains, "smtp-allowed-domains", "the only recipient domains (and their subdomains) e-mail rules may send to (repeatable, or comma-separated; default: any)")
 	fs.BoolVar(&cfg.AllowPrivateWebhooks, "allow-private-webhooks", false, "let webhook rules use http:// and private, loopback and link-local addresses (labs and tests; unsafe for a shared hub)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +136,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	}
 	cfg.TLSSANs = sans
 	cfg.ExtraProbeKeys = probeKeys
+	cfg.SMTPAllowedDomains = mailDomains
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Out = stderr
 	h, err := hub.New(ctx, cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/model"
@@ -180,11 +181,19 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			}
 			perAsset[asset].noteOpens = append(perAsset[asset].noteOpens, n)
 		}
-		if len(acts.noteCloses) > 0 {
-			if perAsset[0] == nil {
-				perAsset[0] = &actions{container: c}
+		for _, nc := range acts.noteCloses {
+			// A rule filtered by labels must get the close of what it
+			// got the open of: the subject of an asset's notification
+			// starts with the asset's id.
+			var asset int64
+			if nc.key.kind == KindCheckMissing || nc.key.kind == KindAgentSilent {
+				a, _, _ := strings.Cut(nc.key.subject, "/")
+				asset, _ = strconv.ParseInt(a, 10, 64)
 			}
-			perAsset[0].noteCloses = acts.noteCloses
+			if perAsset[asset] == nil {
+				perAsset[asset] = &actions{container: c, asset: asset}
+			}
+			perAsset[asset].noteCloses = append(perAsset[asset].noteCloses, nc)
 		}
 		for asset, a := range perAsset {
 			var labels []string

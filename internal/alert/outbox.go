@@ -320,9 +320,14 @@ func renderEmail(payload []byte) (subject, text string, err error) {
 	}
 	var b strings.Builder
 	line := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(&b, "%-13s %s\n", k+":", v)
+		if v == "" {
+			return
 		}
+		// Values come from monitored systems: a multi-line one is
+		// indented, so it cannot pass for a field of its own.
+		v = strings.ReplaceAll(strings.ReplaceAll(v, "\r\n", "\n"), "\r", "\n")
+		v = strings.ReplaceAll(v, "\n", "\n"+strings.Repeat(" ", 14))
+		fmt.Fprintf(&b, "%-13s %s\n", k+":", v)
 	}
 	switch {
 	case ev.Alert != nil:

@@ -830,13 +830,24 @@ func (a *API) checkRule(w http.ResponseWriter, r *http.Request, p principal, rul
 		writeError(w, http.StatusBadRequest, err.Error())
 		return false
 	}
-	if rule.Channel == alert.ChannelWebhook && !p.Perms.Has(auth.Webhooks) {
-		writeError(w, http.StatusForbidden, "webhook rules need the permission WEBHOOKS")
+	// Both channels send outside the hub, from the operator's systems:
+	// they need WEBHOOKS besides RULE_MANAGEMENT.
+	if !p.Perms.Has(auth.Webhooks) {
+		writeError(w, http.StatusForbidden, rule.Channel+" rules send outside the hub and need the permission WEBHOOKS")
 		return false
 	}
-	if rule.Channel == alert.ChannelEmail && !a.mailConfigured {
-		writeError(w, http.StatusBadRequest, "the hub has no SMTP server configured (sonde hub --smtp-addr); e-mail rules cannot be sent")
-		return false
+	if rule.Channel == alert.ChannelEmail {
+		if !a.mailConfigured {
+			writeError(w, http.StatusBadRequest, "the hub has no SMTP server configured (sonde hub --smtp-addr); e-mail rules cannot be sent")
+			return false
+		}
+		for _, to := range rule.Recipients {
+			if !a.mailDomainAllowed(to) {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("to: the hub sends e-mail only to the domains %s (sonde hub --smtp-allowed-domains), not to %q",
+					strings.Join(a.mailDomains, ", "), to))
+				return false
+			}
+		}
 	}
 	// A rule may name only conditions its container can see.
 	for _, id := range rule.ConditionIDs {
@@ -946,8 +957,8 @@ func (a *API) patchRule(w http.ResponseWriter, r *http.Request, p principal) {
 	if !readJSON(w, r, &in, maxManagementBody, true) {
 		return
 	}
-	if rule.Channel == alert.ChannelWebhook && !p.Perms.Has(auth.Webhooks) {
-		writeError(w, http.StatusForbidden, "changing a webhook rule needs the permission WEBHOOKS")
+	if !p.Perms.Has(auth.Webhooks) {
+		writeError(w, http.StatusForbidden, "changing a rule needs the permission WEBHOOKS: rules send outside the hub")
 		return
 	}
 	if err := in.apply(&rule); err != nil {
@@ -1030,4 +1041,25 @@ func jsonUnmarshalString(s string, v any) error { return json.Unmarshal([]byte(s
 func jsonMarshalString(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
+}
+
+// mailDomainAllowed says whether the hub may send e-mail to addr: any
+// address when no domains are configured, else one in a listed domain or
+// below it.
+func (a *API) mailDomainAllowed(addr string) bool {
+	if len(a.mailDomains) == 0 {
+		return true
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return false
+	}
+	domain := strings.ToLower(strings.TrimSuffix(addr[at+1:], "."))
+	for _, d := range a.mailDomains {
+		d = strings.ToLower(strings.TrimPrefix(d, "."))
+		if domain == d || strings.HasSuffix(domain, "."+d) {
+			return true
+		}
+	}
+	return false
 }

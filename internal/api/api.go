@@ -73,6 +73,9 @@ type Config struct {
 	AllowPrivateWebhooks bool
 	// MailConfigured says the hub can send e-mail.
 	MailConfigured bool
+	// MailDomains, when not empty, are the only domains e-mail rules may
+	// send to (and their subdomains).
+	MailDomains []string
 }
 
 // API serves the hub's HTTP routes.
@@ -86,6 +89,7 @@ type API struct {
 
 	allowPrivateWebhooks bool
 	mailConfigured       bool
+	mailDomains          []string
 	gatherer             prometheus.Gatherer
 	now                  func() time.Time
 
@@ -118,7 +122,7 @@ func New(cfg Config) *API {
 	}
 	a := &API{
 		appliances: cfg.Appliances,
-		alerts:     cfg.Alerts, allowPrivateWebhooks: cfg.AllowPrivateWebhooks, mailConfigured: cfg.MailConfigured,
+		alerts:     cfg.Alerts, allowPrivateWebhooks: cfg.AllowPrivateWebhooks, mailConfigured: cfg.MailConfigured, mailDomains: cfg.MailDomains,
 		st: cfg.State, series: cfg.Series, ingester: cfg.Ingester, logger: cfg.Logger,
 		gatherer: cfg.Gatherer, now: cfg.Now,
 		rootID:       cfg.RootID,

@@ -390,3 +390,32 @@ func TestHealthNotifications(t *testing.T) {
 		t.Fatalf("the other customer sees %+v", notes)
 	}
 }
+
+// TestEmailRules: e-mail rules need WEBHOOKS (they send from the
+// operator's mail account) and go only to the allowed domains.
+func TestEmailRules(t *testing.T) {
+	th := startHubWith(t, Config{DataDir: t.TempDir(), SMTPAddr: "127.0.0.1:1", SMTPFrom: "sonde@example.org",
+		SMTPAllowedDomains: []string{"example.org"}})
+	rule := func(to string) map[string]any {
+		return map[string]any{"name": "mail", "channel": "email", "to": []string{to}, "minSeverity": "ERROR"}
+	}
+	for _, tc := range []struct {
+		to   string
+		code int
+	}{
+		{"ops@example.org", 201},
+		{"ops@Mail.Example.org", 201},
+		{"ops@example.org.evil.test", 400},
+		{"ops@notexample.org", 400},
+		{"Ops <ops@example.org>", 400},
+		{"ops@example.org\r\nBcc: x@evil.test", 400},
+	} {
+		if code, out := th.do(th.admin, "POST", "/api/v1/container/1/rule", rule(tc.to)); code != tc.code {
+			t.Errorf("to %q: %d %s, want %d", tc.to, code, out, tc.code)
+		}
+	}
+	tok := th.newToken(1, "API", "READ", "RULE_MANAGEMENT")
+	if code, out := th.do(tok, "POST", "/api/v1/container/1/rule", rule("ops@example.org")); code != 403 || !strings.Contains(string(out), "WEBHOOKS") {
+		t.Errorf("e-mail rule without WEBHOOKS: %d %s", code, out)
+	}
+}

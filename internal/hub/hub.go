@@ -81,6 +81,9 @@ type Config struct {
 	SMTPPasswordFile string
 	// SMTPCAFile verifies the SMTP server instead of the system's roots.
 	SMTPCAFile string
+	// SMTPAllowedDomains, when not empty, are the only recipient domains
+	// of e-mail rules.
+	SMTPAllowedDomains []string
 	// AllowPrivateWebhooks lets webhook rules use http:// and reach
 	// private addresses.
 	AllowPrivateWebhooks bool
@@ -195,7 +198,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		h.alerts.WatchAppliances(h.stream)
 	}
 	h.api = api.New(api.Config{
-		Appliances: appliances, Alerts: h.alerts, AllowPrivateWebhooks: cfg.AllowPrivateWebhooks, MailConfigured: mailer != nil,
+		Appliances: appliances, Alerts: h.alerts, AllowPrivateWebhooks: cfg.AllowPrivateWebhooks, MailConfigured: mailer != nil, MailDomains: cfg.SMTPAllowedDomains,
 		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
 		Gatherer: reg, Registerer: reg,
 		RequestsPerSecond: cfg.RequestsPerSecond, Burst: cfg.Burst,
@@ -324,7 +327,7 @@ func writeSecretFile(path string, data []byte) error {
 func (h *Hub) mailer() (*notify.Mailer, error) {
 	c := h.cfg
 	if c.SMTPAddr == "" {
-		if c.SMTPFrom != "" || c.SMTPUsername != "" || c.SMTPPasswordFile != "" || c.SMTPCAFile != "" {
+		if c.SMTPFrom != "" || c.SMTPUsername != "" || c.SMTPPasswordFile != "" || c.SMTPCAFile != "" || len(c.SMTPAllowedDomains) > 0 {
 			return nil, errors.New("the --smtp-* flags need --smtp-addr")
 		}
 		return nil, nil
