@@ -224,12 +224,11 @@ func (o *Outbox) sendRule(ctx context.Context, ruleID int64) {
 			o.record(ctx, d, prev)
 			continue
 		}
-		d = o.attempt(ctx, r, d)
-		if ctx.Err() != nil {
-			// Stopped mid-attempt: the outcome is unknown, so the
-			// delivery stays as it was and is sent again.
-			return
-		}
+		// An attempt under way finishes (within the channel's timeout)
+		// even when the hub stops, and its outcome is recorded: a
+		// delivery the receiver accepted is not sent again after a
+		// restart.
+		d = o.attempt(context.WithoutCancel(ctx), r, d)
 		if d.Status == "pending" {
 			retryAt = d.NextAttemptAt
 		}

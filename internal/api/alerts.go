@@ -223,7 +223,7 @@ func (a *API) createCondition(w http.ResponseWriter, r *http.Request, p principa
 const (
 	maxConditionsPerContainer = 1000
 	maxRulesPerContainer      = 100
-	maxWindowsPerContainer    = 1000
+	maxWindowsPerContainer    = 100
 )
 
 func (a *API) listConditions(w http.ResponseWriter, r *http.Request, p principal) {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -211,6 +213,16 @@ func TestAlertWebhook(t *testing.T) {
 	}
 	if strings.Contains(th.logs.String(), key) {
 		t.Error("the hub's log holds the webhook secret")
+	}
+	// Sealed at rest: the database files do not hold it.
+	for _, f := range []string{"state.db", "state.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(th.hub.cfg.DataDir, f))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), key) {
+			t.Errorf("%s holds the webhook secret in clear", f)
+		}
 	}
 }
 

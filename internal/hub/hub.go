@@ -5,6 +5,7 @@ package hub
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -37,6 +38,11 @@ import (
 // AdminTokenFile is the file, under the data directory, that receives the
 // first admin token.
 const AdminTokenFile = "admin-token"
+
+// SecretKeyFile is the file, under the data directory, with the key that
+// seals secrets in the state store (webhook secrets of notification
+// rules). Back it up with the database: without it they do not open.
+const SecretKeyFile = "secret.key"
 
 // Config configures a hub.
 type Config struct {
@@ -157,6 +163,13 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 
 	h.st, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state.db"), cfg.Logger)
 	if err != nil {
+		return nil, err
+	}
+	key, err := loadOrCreateKey(filepath.Join(cfg.DataDir, SecretKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := h.st.UseSecretKey(key); err != nil {
 		return nil, err
 	}
 	root, err := h.bootstrap(ctx)
@@ -294,6 +307,29 @@ func (h *Hub) bootstrap(ctx context.Context) (root int64, err error) {
 	}
 	fmt.Fprintf(h.cfg.Out, "First start: an admin token for the root container is in %s (readable by you only).\n", path)
 	return root, nil
+}
+
+// loadOrCreateKey reads the 32-byte key at path, creating it (0600) when
+// it does not exist.
+func loadOrCreateKey(path string) ([]byte, error) {
+	key, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if len(key) != 32 {
+			return nil, fmt.Errorf("%s holds %d bytes, not a 32-byte key: restore it from your backup", path, len(key))
+		}
+		return key, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("making the secret key: %w", err)
+	}
+	if err := writeSecretFile(path, key); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 // writeSecretFile writes data to path, readable by the owner only. The

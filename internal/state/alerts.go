@@ -2,12 +2,17 @@ package state
 
 import (
 	"context"
+	"crypto/cipher"
+	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/sonde-monitoring/sonde/internal/secret"
 )
@@ -505,7 +510,7 @@ type Rule struct {
 const ruleColumns = `id, container_id, name, channel, url, recipients, secret, min_severity, min_notification_severity,
 events, labels, condition_ids, schedule, disabled, created_at, updated_at`
 
-func scanRule(row interface{ Scan(...any) error }) (Rule, error) {
+func scanRule(sealer cipher.AEAD, row interface{ Scan(...any) error }) (Rule, error) {
 	var r Rule
 	var recipients, sec, events, labels, conds string
 	var disabled int
@@ -515,7 +520,10 @@ func scanRule(row interface{ Scan(...any) error }) (Rule, error) {
 	if err != nil {
 		return r, err
 	}
-	r.Secret = secret.New(sec)
+	r.Secret, err = openSecret(sealer, sec)
+	if err != nil {
+		return r, err
+	}
 	err = errors.Join(unmarshalList(recipients, &r.Recipients), unmarshalList(events, &r.Events),
 		unmarshalList(labels, &r.Labels), unmarshalList(conds, &r.ConditionIDs))
 	r.Disabled = disabled != 0
@@ -525,11 +533,15 @@ func scanRule(row interface{ Scan(...any) error }) (Rule, error) {
 
 // CreateRule stores a notification rule.
 func (s *Store) CreateRule(ctx context.Context, r Rule, now time.Time) (int64, error) {
+	sealed, err := sealSecret(s.sealer, r.Secret)
+	if err != nil {
+		return 0, err
+	}
 	var id int64
-	err := s.w.QueryRowContext(ctx, `INSERT INTO rules (container_id, name, channel, url, recipients, secret, min_severity,
+	err = s.w.QueryRowContext(ctx, `INSERT INTO rules (container_id, name, channel, url, recipients, secret, min_severity,
 min_notification_severity, events, labels, condition_ids, schedule, disabled, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id`,
-		r.ContainerID, r.Name, r.Channel, r.URL, marshalList(r.Recipients), r.Secret.Reveal(), r.MinSeverity,
+		r.ContainerID, r.Name, r.Channel, r.URL, marshalList(r.Recipients), sealed, r.MinSeverity,
 		r.MinNotificationSeverity, marshalList(r.Events), marshalList(r.Labels), marshalList(r.ConditionIDs), r.Schedule,
 		boolInt(r.Disabled), now.Unix()).Scan(&id)
 	if err != nil {
@@ -540,17 +552,21 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURN
 
 // UpdateRule replaces a rule's fields (not its container).
 func (s *Store) UpdateRule(ctx context.Context, r Rule, now time.Time) error {
+	sealed, err := sealSecret(s.sealer, r.Secret)
+	if err != nil {
+		return err
+	}
 	res, err := s.w.ExecContext(ctx, `UPDATE rules SET name = $1, channel = $2, url = $3, recipients = $4, secret = $5,
 min_severity = $6, min_notification_severity = $7, events = $8, labels = $9, condition_ids = $10, schedule = $11,
 disabled = $12, updated_at = $13 WHERE id = $14`,
-		r.Name, r.Channel, r.URL, marshalList(r.Recipients), r.Secret.Reveal(), r.MinSeverity, r.MinNotificationSeverity,
+		r.Name, r.Channel, r.URL, marshalList(r.Recipients), sealed, r.MinSeverity, r.MinNotificationSeverity,
 		marshalList(r.Events), marshalList(r.Labels), marshalList(r.ConditionIDs), r.Schedule, boolInt(r.Disabled), now.Unix(), r.ID)
 	return affected(res, err, fmt.Sprintf("rule %d", r.ID))
 }
 
 // Rule reads one rule.
 func (s *Store) Rule(ctx context.Context, id int64) (Rule, error) {
-	r, err := scanRule(s.r.QueryRowContext(ctx, `SELECT `+ruleColumns+` FROM rules WHERE id = $1`, id))
+	r, err := scanRule(s.sealer, s.r.QueryRowContext(ctx, `SELECT `+ruleColumns+` FROM rules WHERE id = $1`, id))
 	if err != nil {
 		return r, notFound(err, fmt.Sprintf("rule %d", id))
 	}
@@ -572,7 +588,7 @@ func (s *Store) Rules(ctx context.Context, container int64) ([]Rule, error) {
 	defer rows.Close()
 	out := []Rule{}
 	for rows.Next() {
-		r, err := scanRule(rows)
+		r, err := scanRule(s.sealer, rows)
 		if err != nil {
 			return nil, fmt.Errorf("listing rules: %w", err)
 		}
@@ -962,4 +978,52 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 		total += n
 	}
 	return total, nil
+}
+
+// sealedPrefix marks a secret sealed with the hub's secret key.
+const sealedPrefix = "sealed:v1:"
+
+// secretAAD binds sealed values to their use.
+var secretAAD = []byte("sonde rule secret")
+
+// UseSecretKey makes the store seal rule secrets at rest with key (32
+// bytes, XChaCha20-Poly1305), so a copy of the database alone does not
+// give them away. Call it before the store is used.
+func (s *Store) UseSecretKey(key []byte) error {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return fmt.Errorf("the secret key: %w", err)
+	}
+	s.sealer = aead
+	return nil
+}
+
+func sealSecret(aead cipher.AEAD, v secret.Secret) (string, error) {
+	if aead == nil || v.IsZero() {
+		return v.Reveal(), nil
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(v.Reveal())+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("sealing a secret: %w", err)
+	}
+	return sealedPrefix + base64.RawStdEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(v.Reveal()), secretAAD)), nil
+}
+
+func openSecret(aead cipher.AEAD, stored string) (secret.Secret, error) {
+	rest, sealed := strings.CutPrefix(stored, sealedPrefix)
+	if !sealed {
+		return secret.New(stored), nil
+	}
+	if aead == nil {
+		return secret.Secret{}, errors.New("a rule's secret is sealed and the hub has no secret key: restore <data>/secret.key")
+	}
+	b, err := base64.RawStdEncoding.DecodeString(rest)
+	if err != nil || len(b) < aead.NonceSize() {
+		return secret.Secret{}, errors.New("a sealed rule secret is damaged")
+	}
+	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], secretAAD)
+	if err != nil {
+		return secret.Secret{}, errors.New("a sealed rule secret does not open with <data>/secret.key: wrong key, or the database was changed")
+	}
+	return secret.New(string(plain)), nil
 }

@@ -6,6 +6,7 @@ package state
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"embed"
 	"errors"
@@ -35,6 +36,8 @@ type Store struct {
 	r      *sql.DB // readers
 	logger *slog.Logger
 	hot    hotStatements
+	// sealer seals rule secrets at rest; nil stores them as given.
+	sealer cipher.AEAD
 }
 
 // hotStatements are prepared once: every check result runs them, and
