@@ -139,6 +139,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	cfg.SMTPAllowedDomains = mailDomains
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Out = stderr
+	cfg.Version = version
 	h, err := hub.New(ctx, cfg)
 	if err != nil {
 		return err

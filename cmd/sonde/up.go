@@ -147,6 +147,12 @@ func upParts(ctx context.Context, h *hub.Hub, dataDir string, logger *slog.Logge
 	if err != nil {
 		return err
 	}
+	// The web UI's first user, while its one-time password is unchanged:
+	// this is the operator's own terminal.
+	if b, err := os.ReadFile(h.AdminPasswordPath()); err == nil { // #nosec G304 -- the hub's own <data>/admin-password
+		user, pw, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		fmt.Fprintf(stdout, "  Web UI:          https://localhost:%s/ — log in as %q with the one-time password %s (you choose your own at the first login)\n", port, user, strings.TrimSpace(pw))
+	}
 	// Everything below lives in a container of its own.
 	if u.root, err = u.localContainer(ctx, filepath.Join(upDir, "container-id")); err != nil {
 		return fmt.Errorf("creating the local container: %w", err)

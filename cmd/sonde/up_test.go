@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -75,6 +78,33 @@ func TestUp(t *testing.T) {
 		fmt.Sprintf(`sonde_icmp_received{collector="icmp",asset=%q}`, sampleAsset),
 	} {
 		testutil.WaitFor(t, sel, 45*time.Second, func() bool { return len(h.Samples(sel)) > 0 })
+	}
+	// The web UI's first login, with the one-time password printed.
+	m := regexp.MustCompile(`log in as "admin" with the one-time password (\S+) `).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("sonde up does not print the first login:\n%s", out.String())
+	}
+	jar, _ := cookiejar.New(nil)
+	web := testutil.CAClient(t, filepath.Join(dir, "tls", "ca.crt"))
+	web.Jar = jar
+	web.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := web.Get("https://" + listen + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(page))
+	if csrf == nil {
+		t.Fatalf("login page: %s", page)
+	}
+	resp, err = web.PostForm("https://"+listen+"/login", url.Values{"username": {"admin"}, "password": {m[1]}, "csrf": {csrf[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/password" {
+		t.Fatalf("first login: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// The sample conditions, and no alert on a healthy machine's hub.
 	var conds []struct {

@@ -33,6 +33,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/stream"
 	"github.com/sonde-monitoring/sonde/internal/tlsca"
 	"github.com/sonde-monitoring/sonde/internal/tsstore/local"
+	"github.com/sonde-monitoring/sonde/internal/web"
 )
 
 // AdminTokenFile is the file, under the data directory, that receives the
@@ -43,6 +44,11 @@ const AdminTokenFile = "admin-token"
 // seals secrets in the state store (webhook secrets of notification
 // rules). Back it up with the database: without it they do not open.
 const SecretKeyFile = "secret.key"
+
+// AdminPasswordFile is the file, under the data directory, that receives
+// the first admin's user name and one-time password (0600). The web UI
+// removes it once the admin has chosen a password.
+const AdminPasswordFile = "admin-password"
 
 // Config configures a hub.
 type Config struct {
@@ -81,6 +87,8 @@ type Config struct {
 	// Out receives what the operator must read: URL, CA fingerprint,
 	// where the admin token is. Never a secret.
 	Out io.Writer
+	// Version is shown in the web UI.
+	Version string
 	// SMTP server for e-mail rules; empty SMTPAddr sends no e-mail.
 	SMTPAddr, SMTPFrom, SMTPUsername string
 	// SMTPPasswordFile holds the SMTP password.
@@ -113,6 +121,7 @@ type Hub struct {
 	stream   *stream.Server
 	streamLn net.Listener
 	api      *api.API
+	web      *web.Server
 	alerts   *alert.Engine
 	outbox   *alert.Outbox
 	caFile   string
@@ -176,6 +185,9 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := h.firstUser(ctx, root); err != nil {
+		return nil, err
+	}
 	h.series, err = local.Open(filepath.Join(cfg.DataDir, "tsdb"), local.Options{Retention: cfg.Retention}, cfg.Logger, reg)
 	if err != nil {
 		return nil, err
@@ -218,8 +230,18 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		ContainerRequestsPerSecond: 5 * cfg.RequestsPerSecond, ContainerBurst: 5 * cfg.Burst,
 		RootID: root, Now: cfg.Now,
 	})
+	h.web, err = web.New(web.Config{State: h.st, Logger: cfg.Logger.With("part", "web"), Now: cfg.Now,
+		AdminPasswordFile: filepath.Join(cfg.DataDir, AdminPasswordFile), Version: cfg.Version})
+	if err != nil {
+		return nil, err
+	}
+	front := http.NewServeMux()
+	for _, p := range []string{"/api/", "/prometheus/", "/metrics", "/healthz"} {
+		front.Handle(p, h.api)
+	}
+	front.Handle("/", h.web)
 	h.server = &http.Server{
-		Handler:           h.api,
+		Handler:           front,
 		TLSConfig:         tlsca.ServerConfig(cert),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -331,6 +353,43 @@ func loadOrCreateKey(path string) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// firstUser creates the first admin of the web UI when there is no user
+// yet: user name "admin", a random one-time password that must be changed
+// at the first login, written to <data>/admin-password (0600), and every
+// permission on the root container.
+func (h *Hub) firstUser(ctx context.Context, root int64) error {
+	n, err := h.st.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	pw, err := auth.NewPassword()
+	if err != nil {
+		return err
+	}
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(h.cfg.DataDir, AdminPasswordFile)
+	if err := writeSecretFile(path, []byte("admin\n"+pw.Reveal()+"\n")); err != nil {
+		return err
+	}
+	now := time.Now()
+	id, err := h.st.CreateUser(ctx, state.User{Username: "admin", PasswordHash: hash, MustChange: true}, now)
+	if err != nil {
+		return err
+	}
+	if err := h.st.AddMembership(ctx, state.Membership{UserID: id, ContainerID: root, Permissions: uint64(auth.All)}, now); err != nil {
+		return err
+	}
+	fmt.Fprintf(h.cfg.Out, "First start: the web UI's first user is \"admin\"; its one-time password is in %s (readable by you only; change it at the first login).\n", path)
+	return nil
+}
+
+// AdminPasswordPath is where the first admin's one-time password is, until
+// it is changed.
+func (h *Hub) AdminPasswordPath() string { return filepath.Join(h.cfg.DataDir, AdminPasswordFile) }
 
 // writeSecretFile writes data to path, readable by the owner only. The
 // temporary file is created new (O_EXCL, mode 0600), so neither a stale

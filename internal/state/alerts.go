@@ -520,7 +520,7 @@ func scanRule(sealer cipher.AEAD, row interface{ Scan(...any) error }) (Rule, er
 	if err != nil {
 		return r, err
 	}
-	r.Secret, err = openSecret(sealer, sec)
+	r.Secret, err = openSecret(sealer, sec, aadRuleSecret)
 	if err != nil {
 		return r, err
 	}
@@ -533,7 +533,7 @@ func scanRule(sealer cipher.AEAD, row interface{ Scan(...any) error }) (Rule, er
 
 // CreateRule stores a notification rule.
 func (s *Store) CreateRule(ctx context.Context, r Rule, now time.Time) (int64, error) {
-	sealed, err := sealSecret(s.sealer, r.Secret)
+	sealed, err := sealSecret(s.sealer, r.Secret, aadRuleSecret)
 	if err != nil {
 		return 0, err
 	}
@@ -552,7 +552,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURN
 
 // UpdateRule replaces a rule's fields (not its container).
 func (s *Store) UpdateRule(ctx context.Context, r Rule, now time.Time) error {
-	sealed, err := sealSecret(s.sealer, r.Secret)
+	sealed, err := sealSecret(s.sealer, r.Secret, aadRuleSecret)
 	if err != nil {
 		return err
 	}
@@ -983,8 +983,12 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 // sealedPrefix marks a secret sealed with the hub's secret key.
 const sealedPrefix = "sealed:v1:"
 
-// secretAAD binds sealed values to their use.
-var secretAAD = []byte("sonde rule secret")
+// What sealed values are, bound into their seal: a value sealed as one
+// cannot be opened as another.
+const (
+	aadRuleSecret = "sonde rule secret" // #nosec G101 -- a label bound into the seal, not a credential
+	aadTOTPSecret = "sonde totp secret" // #nosec G101 -- a label bound into the seal, not a credential
+)
 
 // UseSecretKey makes the store seal rule secrets at rest with key (32
 // bytes, XChaCha20-Poly1305), so a copy of the database alone does not
@@ -998,7 +1002,7 @@ func (s *Store) UseSecretKey(key []byte) error {
 	return nil
 }
 
-func sealSecret(aead cipher.AEAD, v secret.Secret) (string, error) {
+func sealSecret(aead cipher.AEAD, v secret.Secret, aad string) (string, error) {
 	if aead == nil || v.IsZero() {
 		return v.Reveal(), nil
 	}
@@ -1006,24 +1010,24 @@ func sealSecret(aead cipher.AEAD, v secret.Secret) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("sealing a secret: %w", err)
 	}
-	return sealedPrefix + base64.RawStdEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(v.Reveal()), secretAAD)), nil
+	return sealedPrefix + base64.RawStdEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(v.Reveal()), []byte(aad))), nil
 }
 
-func openSecret(aead cipher.AEAD, stored string) (secret.Secret, error) {
+func openSecret(aead cipher.AEAD, stored, aad string) (secret.Secret, error) {
 	rest, sealed := strings.CutPrefix(stored, sealedPrefix)
 	if !sealed {
 		return secret.New(stored), nil
 	}
 	if aead == nil {
-		return secret.Secret{}, errors.New("a rule's secret is sealed and the hub has no secret key: restore <data>/secret.key")
+		return secret.Secret{}, errors.New("a secret is sealed and the hub has no secret key: restore <data>/secret.key")
 	}
 	b, err := base64.RawStdEncoding.DecodeString(rest)
 	if err != nil || len(b) < aead.NonceSize() {
-		return secret.Secret{}, errors.New("a sealed rule secret is damaged")
+		return secret.Secret{}, errors.New("a sealed secret is damaged")
 	}
-	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], secretAAD)
+	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(aad))
 	if err != nil {
-		return secret.Secret{}, errors.New("a sealed rule secret does not open with <data>/secret.key: wrong key, or the database was changed")
+		return secret.Secret{}, errors.New("a sealed secret does not open with <data>/secret.key: wrong key, or the database was changed")
 	}
 	return secret.New(string(plain)), nil
 }

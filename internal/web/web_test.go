@@ -1,0 +1,394 @@
+package web
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/auth"
+	"github.com/sonde-monitoring/sonde/internal/secret"
+	"github.com/sonde-monitoring/sonde/internal/state"
+)
+
+// testUI is the web UI over a real state store, served over TLS on
+// 127.0.0.1 (the cookies are Secure), with a clock the test moves.
+type testUI struct {
+	t    *testing.T
+	st   *state.Store
+	srv  *httptest.Server
+	root int64
+	dir  string
+	mu   sync.Mutex
+	now  time.Time
+}
+
+func newTestUI(t *testing.T) *testUI {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := state.Open(ctx, filepath.Join(dir, "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	root, _, err := st.EnsureRoot(ctx, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui := &testUI{t: t, st: st, root: root, dir: dir, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	s, err := New(Config{State: st, Now: ui.clock, AdminPasswordFile: filepath.Join(dir, "admin-password"), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui.srv = httptest.NewTLSServer(s)
+	t.Cleanup(ui.srv.Close)
+	return ui
+}
+
+func (ui *testUI) clock() time.Time {
+	ui.mu.Lock()
+	defer ui.mu.Unlock()
+	return ui.now
+}
+
+func (ui *testUI) advance(d time.Duration) {
+	ui.mu.Lock()
+	ui.now = ui.now.Add(d)
+	ui.mu.Unlock()
+}
+
+// user creates a user with a password and memberships.
+func (ui *testUI) user(name, pw string, mustChange bool, grants map[int64]auth.Permission) int64 {
+	ui.t.Helper()
+	h, err := auth.HashPassword(secret.New(pw))
+	if err != nil {
+		ui.t.Fatal(err)
+	}
+	ctx := context.Background()
+	id, err := ui.st.CreateUser(ctx, state.User{Username: name, PasswordHash: h, MustChange: mustChange}, ui.clock())
+	if err != nil {
+		ui.t.Fatal(err)
+	}
+	for c, p := range grants {
+		if err := ui.st.AddMembership(ctx, state.Membership{UserID: id, ContainerID: c, Permissions: uint64(p)}, ui.clock()); err != nil {
+			ui.t.Fatal(err)
+		}
+	}
+	return id
+}
+
+// browser is a client with a cookie jar that does not follow redirects.
+type browser struct {
+	t  *testing.T
+	ui *testUI
+	c  *http.Client
+}
+
+func (ui *testUI) browser() *browser {
+	jar, _ := cookiejar.New(nil)
+	c := ui.srv.Client()
+	c.Jar = jar
+	c.Timeout = 30 * time.Second
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &browser{t: ui.t, ui: ui, c: c}
+}
+
+func (b *browser) get(path string) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.ui.srv.URL + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (b *browser) post(path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.PostForm(b.ui.srv.URL+path, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, body string) string {
+	t.Helper()
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf field in %s", body)
+	}
+	return m[1]
+}
+
+// login fetches the form and posts it.
+func (b *browser) login(user, pw string) (*http.Response, string) {
+	b.t.Helper()
+	_, body := b.get("/login")
+	return b.post("/login", url.Values{"username": {user}, "password": {pw}, "csrf": {csrfOf(b.t, body)}})
+}
+
+func TestLoginPageHeaders(t *testing.T) {
+	ui := newTestUI(t)
+	resp, body := ui.browser().get("/login")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for h, want := range map[string]string{
+		"Content-Security-Policy":   "frame-ancestors 'none'",
+		"Strict-Transport-Security": "max-age=",
+		"X-Content-Type-Options":    "nosniff",
+		"Referrer-Policy":           "no-referrer",
+	} {
+		if !strings.Contains(resp.Header.Get(h), want) {
+			t.Errorf("%s: %q", h, resp.Header.Get(h))
+		}
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	if strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("CSP %q", csp)
+	}
+	for _, f := range []string{`name="username"`, `name="password"`, `name="csrf"`} {
+		if !strings.Contains(body, f) {
+			t.Errorf("the form lacks %s", f)
+		}
+	}
+	if strings.Contains(body, "<style") || regexp.MustCompile(`<script>|<script [^>]*>[^<]`).MatchString(body) || strings.Contains(body, " style=") {
+		t.Error("the page has inline script or style")
+	}
+	c := resp.Header.Get("Set-Cookie")
+	for _, want := range []string{LoginCookie + "=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("login cookie %q lacks %s", c, want)
+		}
+	}
+	// The static files are served, with a type.
+	for _, f := range []string{"/static/style.css", "/static/app.js"} {
+		resp, _ := ui.browser().get(f)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") == "" {
+			t.Errorf("%s: %d %q", f, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	if resp, _ := ui.browser().get("/static/"); resp.StatusCode != 404 {
+		t.Errorf("directory listing: %d", resp.StatusCode)
+	}
+}
+
+func TestLoginFlow(t *testing.T) {
+	ui := newTestUI(t)
+	const first = "one-time-Password-4711"
+	ui.user("admin", first, true, map[int64]auth.Permission{ui.root: auth.All})
+	if err := os.WriteFile(filepath.Join(ui.dir, "admin-password"), []byte("admin\n"+first+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := ui.browser()
+	// Not logged in: every page sends to /login.
+	if resp, _ := b.get("/"); resp.StatusCode != 303 || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("/ without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Wrong password and unknown user answer alike.
+	resp1, body1 := b.login("admin", "wrong password here")
+	resp2, body2 := b.login("nobody", "wrong password here")
+	if resp1.StatusCode != 401 || resp2.StatusCode != 401 || !strings.Contains(body1, loginFailed) || !strings.Contains(body2, loginFailed) {
+		t.Fatalf("failed logins: %d %d", resp1.StatusCode, resp2.StatusCode)
+	}
+	// No CSRF token: refused.
+	if resp, _ := b.post("/login", url.Values{"username": {"admin"}, "password": {first}}); resp.StatusCode != 403 {
+		t.Fatalf("login without csrf: %d", resp.StatusCode)
+	}
+	// The first login must change the password.
+	resp, _ := b.login("Admin", first)
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/password" {
+		t.Fatalf("first login: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	sc := strings.Join(resp.Header.Values("Set-Cookie"), "\n")
+	if !strings.Contains(sc, SessionCookie+"=") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "SameSite=Strict") {
+		t.Fatalf("session cookie: %s", sc)
+	}
+	if resp, _ := b.get("/"); resp.StatusCode != 303 || resp.Header.Get("Location") != "/password" {
+		t.Fatalf("/ before changing the password: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, body := b.get("/password")
+	csrf := csrfOf(t, body)
+	for _, c := range []struct{ cur, next, confirm, want string }{
+		{first, "short", "short", "at least 12"},
+		{first, "Qwerty123456", "Qwerty123456", "common passwords"},
+		{first, "a much better passphrase", "a different passphrase", "differ"},
+		{"not the password", "a much better passphrase", "a much better passphrase", "current password is wrong"},
+		{first, first, first, "must differ"},
+	} {
+		resp, body := b.post("/password", url.Values{"csrf": {csrf}, "current": {c.cur}, "new": {c.next}, "confirm": {c.confirm}})
+		if resp.StatusCode != 400 || !strings.Contains(body, c.want) {
+			t.Errorf("password %q: %d, want an error with %q", c.next, resp.StatusCode, c.want)
+		}
+	}
+	if resp, _ := b.post("/password", url.Values{"current": {first}, "new": {"a much better passphrase"}, "confirm": {"a much better passphrase"}}); resp.StatusCode != 403 {
+		t.Errorf("password change without csrf: %d", resp.StatusCode)
+	}
+	resp, _ = b.post("/password", url.Values{"csrf": {csrf}, "current": {first}, "new": {"a much better passphrase"}, "confirm": {"a much better passphrase"}})
+	if resp.StatusCode != 303 {
+		t.Fatalf("password change: %d", resp.StatusCode)
+	}
+	if _, err := os.Stat(filepath.Join(ui.dir, "admin-password")); !os.IsNotExist(err) {
+		t.Errorf("the one-time password file is still there: %v", err)
+	}
+	if resp, body := b.get("/"); resp.StatusCode != 200 || !strings.Contains(body, "root") {
+		t.Fatalf("overview: %d", resp.StatusCode)
+	}
+	// The old password no longer works; the new one does.
+	if resp, _ := ui.browser().login("admin", first); resp.StatusCode != 401 {
+		t.Errorf("old password: %d", resp.StatusCode)
+	}
+	if resp, _ := ui.browser().login("admin", "a much better passphrase"); resp.StatusCode != 303 {
+		t.Errorf("new password: %d", resp.StatusCode)
+	}
+	// Logout needs the CSRF token, then the session is gone.
+	_, body = b.get("/")
+	if resp, _ := b.post("/logout", url.Values{}); resp.StatusCode != 403 {
+		t.Errorf("logout without csrf: %d", resp.StatusCode)
+	}
+	b.post("/logout", url.Values{"csrf": {csrfOf(t, body)}})
+	if resp, _ := b.get("/"); resp.StatusCode != 303 {
+		t.Errorf("after logout: %d", resp.StatusCode)
+	}
+}
+
+func TestSessionTimeouts(t *testing.T) {
+	ui := newTestUI(t)
+	ui.user("ops", "a good long passphrase", false, map[int64]auth.Permission{ui.root: auth.Read})
+	b := ui.browser()
+	if resp, _ := b.login("ops", "a good long passphrase"); resp.StatusCode != 303 {
+		t.Fatal(resp.StatusCode)
+	}
+	// Active every 20 minutes: alive; then idle 31 minutes: gone.
+	for range 3 {
+		ui.advance(20 * time.Minute)
+		if resp, _ := b.get("/"); resp.StatusCode != 200 {
+			t.Fatalf("active session refused: %d", resp.StatusCode)
+		}
+	}
+	ui.advance(31 * time.Minute)
+	if resp, _ := b.get("/"); resp.StatusCode != 303 {
+		t.Fatalf("idle session: %d", resp.StatusCode)
+	}
+	// Absolute timeout, however active.
+	if resp, _ := b.login("ops", "a good long passphrase"); resp.StatusCode != 303 {
+		t.Fatal(resp.StatusCode)
+	}
+	for i := 0; i < int(AbsoluteTimeout/(20*time.Minute)); i++ {
+		ui.advance(20 * time.Minute)
+		b.get("/")
+	}
+	ui.advance(20 * time.Minute)
+	if resp, _ := b.get("/"); resp.StatusCode != 303 {
+		t.Fatalf("session past its absolute timeout: %d", resp.StatusCode)
+	}
+}
+
+func TestLoginLockout(t *testing.T) {
+	ui := newTestUI(t)
+	const pw = "the right passphrase"
+	ui.user("alice", pw, false, nil)
+	b := ui.browser()
+	for i := 1; i < FailuresBeforeLock; i++ {
+		if resp, _ := b.login("alice", "wrong"); resp.StatusCode != 401 {
+			t.Fatalf("failure %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp, body := b.login("alice", "wrong")
+	if resp.StatusCode != 429 || !strings.Contains(body, "Wait") {
+		t.Fatalf("10th failure: %d", resp.StatusCode)
+	}
+	// Even the right password is refused while locked.
+	if resp, _ := b.login("alice", pw); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("right password while locked: %d", resp.StatusCode)
+	}
+	// An unknown name locks the same way (no enumeration).
+	for range FailuresBeforeLock {
+		b.login("nosuchuser", "wrong")
+	}
+	if resp, _ := ui.browser().login("nosuchuser", "wrong"); resp.StatusCode != 429 {
+		t.Fatalf("unknown user after 10 failures: %d", resp.StatusCode)
+	}
+	// After the lock, a failure locks again for longer; the right password
+	// then works.
+	ui.advance(LockBase + time.Second)
+	if resp, _ := b.login("alice", "wrong"); resp.StatusCode != 429 {
+		t.Fatalf("11th failure: %d", resp.StatusCode)
+	}
+	ui.advance(LockBase + time.Second)
+	if resp, _ := b.login("alice", pw); resp.StatusCode != 429 {
+		t.Fatalf("the second lock lasts longer than the first: %d", resp.StatusCode)
+	}
+	ui.advance(2*LockBase + time.Second)
+	if resp, _ := b.login("alice", pw); resp.StatusCode != 303 {
+		t.Fatalf("after the lock: %d", resp.StatusCode)
+	}
+}
+
+// TestOverviewTenancyAndEscaping: a user sees only the containers granted
+// (and not one that stops inheritance unless invited), and names from
+// monitored systems are shown as text.
+func TestOverviewTenancyAndEscaping(t *testing.T) {
+	ui := newTestUI(t)
+	ctx := context.Background()
+	msp, _ := ui.st.CreateContainer(ctx, ui.root, "msp")
+	acme, _ := ui.st.CreateContainer(ctx, msp, "acme <script>alert(1)</script>")
+	beta, _ := ui.st.CreateContainer(ctx, msp, "beta")
+	other, _ := ui.st.CreateContainer(ctx, ui.root, "other tenant")
+	if _, err := ui.st.CreateAsset(ctx, acme, "<img src=x onerror=alert(2)>"); err != nil {
+		t.Fatal(err)
+	}
+	ui.user("mspuser", "msp user passphrase", false, map[int64]auth.Permission{msp: auth.Read})
+	ui.user("acmeuser", "acme user passphrase", false, map[int64]auth.Permission{acme: auth.All})
+	_ = beta
+	_ = other
+
+	see := func(user, pw string) string {
+		b := ui.browser()
+		if resp, _ := b.login(user, pw); resp.StatusCode != 303 {
+			t.Fatalf("login %s: %d", user, resp.StatusCode)
+		}
+		resp, body := b.get("/")
+		if resp.StatusCode != 200 {
+			t.Fatalf("overview of %s: %d", user, resp.StatusCode)
+		}
+		return body
+	}
+	body := see("mspuser", "msp user passphrase")
+	for _, want := range []string{">msp<", ">beta<", "acme &lt;script&gt;alert(1)&lt;/script&gt;"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the msp user does not see %q", want)
+		}
+	}
+	if strings.Contains(body, "other tenant") || strings.Contains(body, "<script>alert") {
+		t.Errorf("the msp user sees another tenant or unescaped markup:\n%s", body)
+	}
+	// acme stops inheritance: the msp user no longer sees it.
+	if err := ui.st.SetInheritAccess(ctx, acme, false); err != nil {
+		t.Fatal(err)
+	}
+	body = see("mspuser", "msp user passphrase")
+	if strings.Contains(body, "acme") {
+		t.Errorf("the msp user sees a container that stopped inheritance")
+	}
+	body = see("acmeuser", "acme user passphrase")
+	if !strings.Contains(body, "acme &lt;script&gt;") || strings.Contains(body, ">msp<") || strings.Contains(body, "beta") {
+		t.Errorf("the acme user's overview:\n%s", body)
+	}
+}
