@@ -84,15 +84,12 @@ type checkKey struct {
 // checkState is what the engine remembers of one check: the previous
 // result's items (for prev. and rate()) and the tick counters.
 type checkState struct {
-	mu    sync.Mutex
-	ts    int64
-	prev  map[string]map[string]model.Item // type → item name → item
-	ticks map[tickKey]*tick
-}
-
-type tickKey struct {
-	cond int64
-	item string
+	mu   sync.Mutex
+	ts   int64
+	prev map[string]map[string]model.Item // type → item name → item
+	// ticks counts, by condition and item, the results in a row in which
+	// the condition held (or, for an open alert, did not).
+	ticks map[int64]map[string]*tick
 }
 
 type tick struct{ hits, clears int }
@@ -326,7 +323,7 @@ type noteClose struct {
 type openAction struct {
 	cond    *condition
 	item    string
-	message string
+	message func() string // rendered only for the alerts that open
 }
 
 type closeAction struct {
@@ -337,8 +334,25 @@ type closeAction struct {
 	actor  string
 }
 
-func (a *actions) empty() bool {
-	return len(a.opens)+len(a.closes)+len(a.noteOpens)+len(a.noteCloses) == 0
+func (a *actions) empty() bool { return a.changes() == 0 }
+
+func (a *actions) changes() int {
+	return len(a.opens) + len(a.closes) + len(a.noteOpens) + len(a.noteCloses)
+}
+
+// truncate keeps at most n changes: closes first (they end something),
+// then notifications (few, and they say what is wrong, such as the limit
+// itself), then opens.
+func (a *actions) truncate(n int) {
+	keep := func(l int) int {
+		k := min(l, n)
+		n -= k
+		return k
+	}
+	a.closes = a.closes[:keep(len(a.closes))]
+	a.noteCloses = a.noteCloses[:keep(len(a.noteCloses))]
+	a.noteOpens = a.noteOpens[:keep(len(a.noteOpens))]
+	a.opens = a.opens[:keep(len(a.opens))]
 }
 
 // Observe evaluates a stored result: the conditions that apply to it, and
@@ -449,7 +463,7 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 	e.mu.Lock()
 	cs := e.checks[key]
 	if cs == nil {
-		cs = &checkState{ticks: map[tickKey]*tick{}}
+		cs = &checkState{ticks: map[int64]map[string]*tick{}}
 		e.checks[key] = cs
 	}
 	e.mu.Unlock()
@@ -547,43 +561,54 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 				}
 				switch r {
 				case expr.True:
-					e.hold(cs, ck, it.Name, openSnap[k], acts, func() string {
+					if !e.hold(cs, ck, it.Name, openSnap[k], acts, func() string {
 						var prev expr.Metrics
 						if hasPrev {
 							prev = expr.ItemMetrics(prevMetrics)
 						}
 						return render(ck.msg, t.AssetName, ck.Name, it.Name, expr.ItemMetrics(it.Metrics), prev)
-					})
+					}) {
+						overBudget = true
+					}
 				case expr.False:
 					e.clear(cs, ck, it.Name, openSnap[k], acts)
 				}
 			}
 		}
 	}
+	present := map[string]map[string]bool{} // by type, built once
 	for i, c := range conds {
 		open := openSnap[i]
 		typ := cur[c.Type]
 		prevItems := cs.prev[c.Type]
 		switch c.Kind {
 		case KindItemsMissing, KindItemsMustExist:
-			present := map[string]bool{}
-			if typ != nil {
-				for j := range typ.Items {
-					present[typ.Items[j].Name] = true
+			if overBudget {
+				break
+			}
+			p, ok := present[c.Type]
+			if !ok {
+				p = map[string]bool{}
+				if typ != nil {
+					for j := range typ.Items {
+						p[typ.Items[j].Name] = true
+					}
+					evals += len(typ.Items)
 				}
+				present[c.Type] = p
 			}
 			var names []string
 			if c.Kind == KindItemsMustExist {
 				names = c.Items
 			} else {
-				seen := map[string]bool{}
+				// The items of the last result, the ones counted or
+				// open: what can be missing now.
+				seen := make(map[string]bool, len(prevItems)+len(cs.ticks[c.ID])+len(open))
 				for name := range prevItems {
 					seen[name] = true
 				}
-				for tk := range cs.ticks {
-					if tk.cond == c.ID {
-						seen[tk.item] = true
-					}
+				for name := range cs.ticks[c.ID] {
+					seen[name] = true
 				}
 				for name := range open {
 					seen[name] = true
@@ -592,18 +617,25 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 					names = append(names, name)
 				}
 			}
+			if evals+len(names) > MaxEvaluationsPerResult {
+				overBudget = true
+				break
+			}
+			evals += len(names)
 			for _, name := range names {
-				if present[name] {
+				if p[name] {
 					e.clear(cs, c, name, open, acts)
 					continue
 				}
 				var prevM expr.Metrics
-				if p, ok := prevItems[name]; ok {
-					prevM = expr.ItemMetrics(p.Metrics)
+				if pi, ok := prevItems[name]; ok {
+					prevM = expr.ItemMetrics(pi.Metrics)
 				}
-				e.hold(cs, c, name, open, acts, func() string {
+				if !e.hold(cs, c, name, open, acts, func() string {
 					return render(c.msg, t.AssetName, c.Name, name, nil, prevM)
-				})
+				}) {
+					overBudget = true
+				}
 			}
 		}
 		if errs[i] != nil || condErrsOpen {
@@ -611,13 +643,10 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 		}
 	}
 	e.limitHealth(t, overBudget, acts)
-	// Bound the writes one result causes: the alerts beyond the cap keep
-	// their counts and open or close with the next results.
-	if n := len(acts.opens) + len(acts.closes); n > MaxAlertChangesPerResult {
-		if len(acts.opens) > MaxAlertChangesPerResult {
-			acts.opens = acts.opens[:MaxAlertChangesPerResult]
-		}
-		acts.closes = acts.closes[:MaxAlertChangesPerResult-len(acts.opens)]
+	// Bound the writes one result causes: the changes beyond the cap keep
+	// their counts (and are found again) and happen with the next results.
+	if n := acts.changes(); n > MaxAlertChangesPerResult {
+		acts.truncate(MaxAlertChangesPerResult)
 		e.log.Warn("more alert changes in one result than the hub records at once; the rest follow with the next results",
 			"asset_id", t.AssetID, "collector", t.Collector, "check", t.Check, "changes", n, "recorded", MaxAlertChangesPerResult)
 	}
@@ -639,36 +668,53 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 }
 
 // hold counts a result in which the condition holds for the item, and
-// opens an alert when it held Ticks times in a row.
-func (e *Engine) hold(cs *checkState, c *condition, item string, open map[string]int64, acts *actions, message func() string) {
-	k := tickKey{c.ID, item}
-	tk := cs.ticks[k]
+// opens an alert when it held Ticks times in a row. It returns false when
+// the item could not be counted: the condition already counts
+// MaxTrackedItems items on the asset.
+func (e *Engine) hold(cs *checkState, c *condition, item string, open map[string]int64, acts *actions, message func() string) bool {
+	m := cs.ticks[c.ID]
+	if m == nil {
+		m = map[string]*tick{}
+		cs.ticks[c.ID] = m
+	}
+	tk := m[item]
 	if tk == nil {
+		if len(m) >= MaxTrackedItems {
+			return false
+		}
 		tk = &tick{}
-		cs.ticks[k] = tk
+		m[item] = tk
 	}
 	tk.hits++
 	tk.clears = 0
 	if open[item] == 0 && tk.hits >= c.Ticks {
-		acts.opens = append(acts.opens, openAction{cond: c, item: item, message: message()})
+		acts.opens = append(acts.opens, openAction{cond: c, item: item, message: message})
 	}
+	return true
 }
 
 // clear counts a result in which the condition does not hold, and closes
 // an open alert after ClearTicks such results in a row.
 func (e *Engine) clear(cs *checkState, c *condition, item string, open map[string]int64, acts *actions) {
+	m := cs.ticks[c.ID]
 	id := open[item]
 	if id == 0 {
-		if len(cs.ticks) > 0 {
-			delete(cs.ticks, tickKey{c.ID, item})
+		if m != nil {
+			delete(m, item)
+			if len(m) == 0 {
+				delete(cs.ticks, c.ID)
+			}
 		}
 		return
 	}
-	k := tickKey{c.ID, item}
-	tk := cs.ticks[k]
+	if m == nil {
+		m = map[string]*tick{}
+		cs.ticks[c.ID] = m
+	}
+	tk := m[item]
 	if tk == nil {
 		tk = &tick{}
-		cs.ticks[k] = tk
+		m[item] = tk
 	}
 	tk.hits = 0
 	tk.clears++
@@ -683,9 +729,13 @@ const (
 	// one result; beyond it, evaluation stops and an evaluation_limit
 	// notification says so.
 	MaxEvaluationsPerResult = 200_000
-	// MaxAlertChangesPerResult bounds the alerts opened and closed by one
-	// result; the others follow with the next results.
+	// MaxAlertChangesPerResult bounds the alerts and notifications opened
+	// and closed by one result; the others follow with the next results.
 	MaxAlertChangesPerResult = 100
+	// MaxTrackedItems bounds the items one condition counts on one check
+	// of an asset (an agent that renames its items every time must not
+	// grow the hub's memory).
+	MaxTrackedItems = 1000
 )
 
 // limitHealth opens an evaluation_limit notification when a result had
@@ -787,7 +837,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 			}
 			a := state.Alert{
 				ContainerID: acts.container, AssetID: assetID, ConditionID: o.cond.ID, Item: o.item,
-				Severity: o.cond.Severity, Message: o.message, OpenedAt: now,
+				Severity: o.cond.Severity, Message: o.message(), OpenedAt: now,
 			}
 			id, isNew, err := tx.OpenAlert(a)
 			if err != nil {
@@ -984,7 +1034,7 @@ func (e *Engine) CloseAlert(ctx context.Context, id int64, reason, actor string)
 	e.mu.Unlock()
 	for _, c := range states {
 		c.mu.Lock()
-		delete(c.ticks, tickKey{a.ConditionID, a.Item})
+		delete(c.ticks[a.ConditionID], a.Item)
 		c.mu.Unlock()
 	}
 	return nil

@@ -65,3 +65,54 @@ func TestEvaluationBudget(t *testing.T) {
 		t.Fatalf("still open: %+v", ns)
 	}
 }
+
+// TestItemsMissingBounded: an agent that renames its items on every
+// result does not grow the engine's memory past MaxTrackedItems per
+// condition, nor the alerts opened past MaxAlertChangesPerResult per
+// result.
+func TestItemsMissingBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := state.Open(ctx, filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	root, _, _ := st.EnsureRoot(ctx, "root")
+	asset, _ := st.CreateAsset(ctx, root, "renamer")
+	c := state.Condition{ContainerID: root, Name: "gone", Kind: KindItemsMissing, Type: "t", Severity: int(Warning)}
+	if err := Validate(&c); err != nil {
+		t.Fatal(err)
+	}
+	condID, err := st.CreateCondition(ctx, c, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(Config{State: st})
+	if err := e.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tgt := ingest.Target{ContainerID: root, AssetID: asset, AssetName: "renamer", Collector: "c", Check: "k"}
+	for round := range 6 {
+		typ := model.Type{Name: "t"}
+		for i := range 5000 {
+			typ.Items = append(typ.Items, model.Item{Name: fmt.Sprintf("r%d-%d", round, i), Metrics: []model.Metric{{Name: "v", Value: model.IntValue(1)}}})
+		}
+		e.Observe(ctx, tgt, &model.CheckData{Types: []model.Type{typ}, HasResult: true, Timestamp: 1_800_000_000 + int64(round)*60})
+	}
+	cs := e.checks[checkKey{asset, "c", "k"}]
+	if n := len(cs.ticks[condID]); n > MaxTrackedItems {
+		t.Errorf("the condition counts %d items, more than %d", n, MaxTrackedItems)
+	}
+	alerts, err := st.Alerts(ctx, state.AlertFilter{AssetID: asset, Status: "open"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts) > 5*MaxAlertChangesPerResult {
+		t.Errorf("%d alerts opened in 5 results", len(alerts))
+	}
+	ns, _ := st.Notifications(ctx, state.NotificationFilter{Status: "open"})
+	if len(ns) != 1 || ns[0].Kind != KindEvaluationLimit {
+		t.Errorf("notifications: %+v", ns)
+	}
+}

@@ -149,7 +149,6 @@ func TestOutboxFairness(t *testing.T) {
 		}
 	}))
 	defer tarpit.Close()
-	defer close(release)
 	got := make(chan string, 10)
 	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.Header.Get("X-Sonde-Delivery")
@@ -204,7 +203,9 @@ func TestOutboxFairness(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { ob.Run(runCtx); close(done) }()
-	defer func() { stop(); <-done }()
+	// The outbox finishes the attempts under way when it stops: let the
+	// tarpit answer first.
+	defer func() { close(release); stop(); <-done }()
 	select {
 	case id := <-got:
 		if !strings.Contains(id, "alert.open") {
