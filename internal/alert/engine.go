@@ -848,7 +848,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 				continue
 			}
 			a.ID, a.Status = id, "open"
-			if err := queueAlert(tx, e.limit, rules, labels, a, assetName, o.cond.Name, "alert.open", false, now); err != nil {
+			if err := queueAlert(tx, e.limit, rules, chain, labels, a, assetName, o.cond.Name, "alert.open", false, now); err != nil {
 				return err
 			}
 		}
@@ -861,7 +861,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 			if !ok {
 				continue
 			}
-			if err := queueAlert(tx, e.limit, rules, labels, a, assetName, c.cond.Name, "alert.close", maintFor(a.AssetID), now); err != nil {
+			if err := queueAlert(tx, e.limit, rules, chain, labels, a, assetName, c.cond.Name, "alert.close", maintFor(a.AssetID), now); err != nil {
 				return err
 			}
 		}
@@ -883,7 +883,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 				continue
 			}
 			n.ID, n.Status = id, "open"
-			if err := queueNotification(tx, e.limit, rules, labels, n, "notification.open", false, now); err != nil {
+			if err := queueNotification(tx, e.limit, rules, chain, labels, n, "notification.open", false, now); err != nil {
 				return err
 			}
 		}
@@ -901,7 +901,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 			if n.AssetID != nil {
 				assetID = *n.AssetID
 			}
-			if err := queueNotification(tx, e.limit, rules, labels, n, "notification.close", maintFor(assetID), now); err != nil {
+			if err := queueNotification(tx, e.limit, rules, chain, labels, n, "notification.close", maintFor(assetID), now); err != nil {
 				return err
 			}
 		}

@@ -26,6 +26,9 @@ type OutboxConfig struct {
 	// Mailer sends e-mail deliveries; nil when the hub has no SMTP server
 	// configured (e-mail rules are refused then).
 	Mailer *notify.Mailer
+	// MailDomains, when not empty, are the only recipient domains: also
+	// checked at sending, for rules made before the list was set.
+	MailDomains []string
 	// Wake says that deliveries were queued (Engine.Wake).
 	Wake <-chan struct{}
 	// Workers bounds the rules sent to at once; 0 means 8.
@@ -48,10 +51,9 @@ type Outbox struct {
 	attempts *prometheus.CounterVec
 
 	mu       sync.Mutex
-	inflight map[int64]bool      // rules being sent to
-	busy     map[int64]int       // rules being sent to, by container
-	hold     map[int64]time.Time // rules whose receiver failed: not before
-	done     chan struct{}       // a worker finished
+	inflight map[int64]bool // rules being sent to
+	busy     map[int64]int  // rules being sent to, by tenant
+	done     chan struct{}  // a worker finished
 }
 
 // NewOutbox returns an outbox; Run sends.
@@ -82,7 +84,6 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		}, []string{"channel", "outcome"}),
 		inflight: map[int64]bool{},
 		busy:     map[int64]int{},
-		hold:     map[int64]time.Time{},
 		done:     make(chan struct{}, 1),
 	}
 	if cfg.Registerer != nil {
@@ -113,7 +114,7 @@ func (o *Outbox) Run(ctx context.Context) {
 
 // Outbox scheduling limits.
 const (
-	// perContainer bounds the rules of one container sent to at once, so
+	// perContainer bounds the rules of one tenant sent to at once, so
 	// that one tenant's slow receivers leave workers for the others.
 	perContainer = 2
 	// batchPerRule is how many due deliveries a worker takes at once.
@@ -121,13 +122,13 @@ const (
 )
 
 // pass starts a worker for rules with due deliveries, taking rules
-// round-robin across containers and at most perContainer per container,
-// and says how long to wait before the next pass. A rule whose receiver
-// failed is held until its retry time, also for new deliveries.
+// round-robin across tenants (the top containers below the root) and at
+// most perContainer per tenant, and says how long to wait before the next
+// pass.
 func (o *Outbox) pass(ctx context.Context, wg *sync.WaitGroup) time.Duration {
 	const idle = 5 * time.Second
 	now := o.cfg.Now()
-	due, err := o.cfg.State.DueRules(ctx, now, 1000)
+	due, err := o.cfg.State.DueRules(ctx, now, 2*perContainer, 1000)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.log.Error("reading queued notifications failed; retrying", "err", err)
@@ -139,7 +140,7 @@ func (o *Outbox) pass(ctx context.Context, wg *sync.WaitGroup) time.Duration {
 	byContainer := map[int64][]int64{}
 	var containers []int64
 	for _, d := range due {
-		if o.inflight[d.RuleID] || now.Before(o.hold[d.RuleID]) {
+		if o.inflight[d.RuleID] {
 			continue
 		}
 		if byContainer[d.ContainerID] == nil {
@@ -209,8 +210,11 @@ func (o *Outbox) sendRule(ctx context.Context, ruleID int64) {
 		return
 	}
 	var retryAt time.Time
+	start := time.Now()
 	for _, d := range ds {
-		if ctx.Err() != nil {
+		// A slow receiver that answers holds one worker for at most a
+		// minute at a time.
+		if ctx.Err() != nil || time.Since(start) > time.Minute {
 			return
 		}
 		prev := d.Attempts
@@ -234,13 +238,13 @@ func (o *Outbox) sendRule(ctx context.Context, ruleID int64) {
 		}
 		o.record(ctx, d, prev)
 	}
-	o.mu.Lock()
-	if retryAt.IsZero() {
-		delete(o.hold, ruleID)
-	} else {
-		o.hold[ruleID] = retryAt
+	if !retryAt.IsZero() {
+		// The receiver fails: the rule's other deliveries, and those
+		// queued meanwhile, wait for the same time.
+		if err := o.cfg.State.DeferRule(context.WithoutCancel(ctx), ruleID, retryAt); err != nil {
+			o.log.Error("deferring a rule's notifications failed", "rule_id", ruleID, "err", err)
+		}
 	}
-	o.mu.Unlock()
 }
 
 func (o *Outbox) record(ctx context.Context, d state.Delivery, prevAttempts int) {
@@ -275,6 +279,15 @@ func (o *Outbox) attempt(ctx context.Context, r state.Rule, d state.Delivery) st
 	case ChannelEmail:
 		if o.cfg.Mailer == nil {
 			err = notify.Permanent(errors.New("the hub has no SMTP server configured (sonde hub --smtp-addr)"))
+			break
+		}
+		for _, to := range r.Recipients {
+			if !MailDomainAllowed(to, o.cfg.MailDomains) {
+				err = notify.Permanent(fmt.Errorf("the hub sends e-mail only to %s (--smtp-allowed-domains), not to %s",
+					strings.Join(o.cfg.MailDomains, ", "), to))
+			}
+		}
+		if err != nil {
 			break
 		}
 		subject, text, rerr := renderEmail(d.Payload)

@@ -170,9 +170,17 @@ func TestOutboxFairness(t *testing.T) {
 	if _, err := st.CreateCondition(ctx, c, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// A's rules sit in sub-containers of A, each with an asset: fairness
+	// is per tenant (A), not per container.
 	const workers = 4
+	var subs []int64
 	for i := range 3 * workers {
-		r := state.Rule{ContainerID: a, Name: fmt.Sprint("tarpit ", i), Channel: alert.ChannelWebhook, URL: tarpit.URL,
+		sub, err := st.CreateContainer(ctx, a, fmt.Sprint("a-sub", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+		r := state.Rule{ContainerID: sub, Name: fmt.Sprint("tarpit ", i), Channel: alert.ChannelWebhook, URL: tarpit.URL,
 			Secret: secret.New("0123456789abcdef-a"), MinSeverity: int(alert.Debug)}
 		if _, err := st.CreateRule(ctx, r, time.Now()); err != nil {
 			t.Fatal(err)
@@ -196,7 +204,9 @@ func TestOutboxFairness(t *testing.T) {
 				{Name: "cpu0", Metrics: []model.Metric{{Name: "usage", Value: model.IntValue(99)}}},
 			}}}})
 	}
-	hot(a, "a1") // first: A's deliveries are the oldest
+	for i, sub := range subs { // first: A's deliveries are the oldest
+		hot(sub, fmt.Sprint("a", i))
+	}
 	hot(b, "b1")
 	ob := alert.NewOutbox(alert.OutboxConfig{State: st, Wake: e.Wake(), Workers: workers,
 		Webhook: notify.NewWebhook(notify.WebhookConfig{AllowPrivate: true, Timeout: 50 * time.Second})})

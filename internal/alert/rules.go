@@ -301,10 +301,37 @@ type Event struct {
 }
 
 // queue adds the delivery of one event to every rule given; skip, when not
-// empty, records it as skipped for that reason instead.
-func queue(tx *state.Tx, lim *ruleLimiter, rules []*rule, ev Event, eventKey string, container int64, skip string, now time.Time) error {
+// empty, records it as skipped for that reason instead. chain is the
+// event's container and its ancestors, nearest first.
+//
+// An opening is subject to the rule's schedule (outside it, it is
+// recorded as skipped) and to its rate for the event's tenant (the top
+// container below the root; beyond it, it is dropped). A closing is queued
+// exactly when the rule queued the opening to be sent: a receiver hears of
+// the end of what it heard of, and of nothing else.
+func queue(tx *state.Tx, lim *ruleLimiter, rules []*rule, ev Event, eventKey string, chain []int64, skip string, now time.Time) error {
+	closing := strings.Contains(eventKey, ".close:")
 	for _, r := range rules {
-		if !lim.allow(r.ID, now) {
+		d := state.Delivery{
+			RuleID: r.ID, ContainerID: tenantOf(chain, r.ContainerID), EventKey: eventKey, Event: ev.Event,
+			Status: "pending", NextAttemptAt: now, CreatedAt: now,
+		}
+		switch {
+		case closing:
+			opened, err := tx.HasDelivery(r.ID, strings.Replace(eventKey, ".close:", ".open:", 1))
+			if err != nil {
+				return err
+			}
+			if !opened {
+				continue
+			}
+			// Sent whatever the schedule or maintenance: it ends
+			// something the receiver was told of.
+		case skip != "":
+			d.Status, d.LastError = "skipped", skip
+		case !r.sched.in(now):
+			d.Status, d.LastError = "skipped", "outside the rule's schedule"
+		case !lim.allow(limitKey{r.ID, tenantOf(chain, 0)}, now):
 			continue // counted and logged by the limiter
 		}
 		ev.DeliveryID = fmt.Sprintf("%d-%s", r.ID, eventKey)
@@ -313,16 +340,7 @@ func queue(tx *state.Tx, lim *ruleLimiter, rules []*rule, ev Event, eventKey str
 		if err := enc.Encode(ev); err != nil {
 			return fmt.Errorf("encoding a notification: %w", err)
 		}
-		d := state.Delivery{
-			RuleID: r.ID, ContainerID: container, EventKey: eventKey, Event: ev.Event,
-			Payload: bytes.TrimSpace(buf.Bytes()), Status: "pending", NextAttemptAt: now, CreatedAt: now,
-		}
-		switch {
-		case skip != "":
-			d.Status, d.LastError = "skipped", skip
-		case !r.sched.in(now):
-			d.Status, d.LastError = "skipped", "outside the rule's schedule"
-		}
+		d.Payload = bytes.TrimSpace(buf.Bytes())
 		if err := tx.AddDelivery(d); err != nil {
 			return err
 		}
@@ -330,7 +348,24 @@ func queue(tx *state.Tx, lim *ruleLimiter, rules []*rule, ev Event, eventKey str
 	return nil
 }
 
-func queueAlert(tx *state.Tx, lim *ruleLimiter, rules []*rule, labels []string, a state.Alert, asset, cond, event string, inMaint bool, now time.Time) error {
+// tenantOf is the tenant of a container on chain (the container and its
+// ancestors, nearest first): the top container below the root, or the
+// root for the root itself. container 0 means the chain's first.
+func tenantOf(chain []int64, container int64) int64 {
+	if len(chain) == 0 {
+		return container
+	}
+	root := chain[len(chain)-1]
+	if container == root || len(chain) == 1 {
+		return root
+	}
+	if container != 0 && !slices.Contains(chain, container) {
+		return container
+	}
+	return chain[len(chain)-2]
+}
+
+func queueAlert(tx *state.Tx, lim *ruleLimiter, rules []*rule, chain []int64, labels []string, a state.Alert, asset, cond, event string, inMaint bool, now time.Time) error {
 	var match []*rule
 	for _, r := range rules {
 		if r.matchAlert(a, labels) {
@@ -346,10 +381,10 @@ func queueAlert(tx *state.Tx, lim *ruleLimiter, rules []*rule, labels []string, 
 	if inMaint {
 		skip = "in a maintenance window"
 	}
-	return queue(tx, lim, match, Event{Event: event, Alert: &v}, fmt.Sprintf("%s:%d", event, a.ID), a.ContainerID, skip, now)
+	return queue(tx, lim, match, Event{Event: event, Alert: &v}, fmt.Sprintf("%s:%d", event, a.ID), chain, skip, now)
 }
 
-func queueNotification(tx *state.Tx, lim *ruleLimiter, rules []*rule, labels []string, n state.Notification, event string, inMaint bool, now time.Time) error {
+func queueNotification(tx *state.Tx, lim *ruleLimiter, rules []*rule, chain []int64, labels []string, n state.Notification, event string, inMaint bool, now time.Time) error {
 	var match []*rule
 	for _, r := range rules {
 		if r.matchNotification(n, labels) {
@@ -364,7 +399,7 @@ func queueNotification(tx *state.Tx, lim *ruleLimiter, rules []*rule, labels []s
 	if inMaint {
 		skip = "in a maintenance window"
 	}
-	return queue(tx, lim, match, Event{Event: event, Notification: &v}, fmt.Sprintf("%s:%d", event, n.ID), n.ContainerID, skip, now)
+	return queue(tx, lim, match, Event{Event: event, Notification: &v}, fmt.Sprintf("%s:%d", event, n.ID), chain, skip, now)
 }
 
 // Delivery rate limit of one rule: a burst, then a steady rate. An alert
@@ -377,10 +412,15 @@ const (
 	limiterLogPeriod = time.Minute
 )
 
-// ruleLimiter is a token bucket per rule.
+// limitKey is what one bucket limits: a rule's events from one tenant, so
+// that one tenant's storm does not silence an ancestor's rule for the
+// others.
+type limitKey struct{ rule, tenant int64 }
+
+// ruleLimiter is a token bucket per rule and tenant.
 type ruleLimiter struct {
 	mu      sync.Mutex
-	buckets map[int64]*bucket
+	buckets map[limitKey]*bucket
 	log     *slog.Logger
 	dropped prometheus.Counter
 }
@@ -393,22 +433,22 @@ type bucket struct {
 }
 
 func newRuleLimiter(log *slog.Logger, dropped prometheus.Counter) *ruleLimiter {
-	return &ruleLimiter{buckets: map[int64]*bucket{}, log: log, dropped: dropped}
+	return &ruleLimiter{buckets: map[limitKey]*bucket{}, log: log, dropped: dropped}
 }
 
-func (l *ruleLimiter) allow(rule int64, now time.Time) bool {
+func (l *ruleLimiter) allow(k limitKey, now time.Time) bool {
 	if l == nil {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buckets[rule]
+	b := l.buckets[k]
 	if b == nil {
 		if len(l.buckets) >= maxLimitedRules {
-			clear(l.buckets)
+			l.evictLocked(now)
 		}
 		b = &bucket{tokens: RuleBurst, last: now}
-		l.buckets[rule] = b
+		l.buckets[k] = b
 	}
 	b.tokens = min(RuleBurst, b.tokens+now.Sub(b.last).Seconds()*RulePerSecond)
 	b.last = now
@@ -419,9 +459,44 @@ func (l *ruleLimiter) allow(rule int64, now time.Time) bool {
 	b.dropped++
 	l.dropped.Inc()
 	if now.Sub(b.logged) >= limiterLogPeriod {
-		l.log.Warn("a notification rule gets more events than it may send; events are dropped",
-			"rule_id", rule, "dropped", b.dropped, "burst", RuleBurst, "per_second", RulePerSecond)
+		l.log.Warn("a notification rule gets more events from one tenant than it may send; events are dropped",
+			"rule_id", k.rule, "tenant_container_id", k.tenant, "dropped", b.dropped, "burst", RuleBurst, "per_second", RulePerSecond)
 		b.logged, b.dropped = now, 0
+	}
+	return false
+}
+
+// evictLocked forgets the buckets that are full again: forgetting them
+// changes nothing.
+func (l *ruleLimiter) evictLocked(now time.Time) {
+	refill := time.Duration(RuleBurst / RulePerSecond * float64(time.Second))
+	for k, b := range l.buckets {
+		if now.Sub(b.last) >= refill {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// MailDomainAllowed says whether e-mail may go to addr: any address when
+// domains is empty, else one in a listed domain or below it.
+func MailDomainAllowed(addr string, domains []string) bool {
+	if len(domains) == 0 {
+		return true
+	}
+	a, err := mail.ParseAddress(addr)
+	if err != nil {
+		return false
+	}
+	at := strings.LastIndexByte(a.Address, '@')
+	if at < 0 {
+		return false
+	}
+	domain := strings.ToLower(strings.TrimSuffix(a.Address[at+1:], "."))
+	for _, d := range domains {
+		d = strings.ToLower(strings.TrimPrefix(d, "."))
+		if d != "" && (domain == d || strings.HasSuffix(domain, "."+d)) {
+			return true
+		}
 	}
 	return false
 }

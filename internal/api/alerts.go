@@ -842,7 +842,7 @@ func (a *API) checkRule(w http.ResponseWriter, r *http.Request, p principal, rul
 			return false
 		}
 		for _, to := range rule.Recipients {
-			if !a.mailDomainAllowed(to) {
+			if !alert.MailDomainAllowed(to, a.mailDomains) {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("to: the hub sends e-mail only to the domains %s (sonde hub --smtp-allowed-domains), not to %q",
 					strings.Join(a.mailDomains, ", "), to))
 				return false
@@ -1041,25 +1041,4 @@ func jsonUnmarshalString(s string, v any) error { return json.Unmarshal([]byte(s
 func jsonMarshalString(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
-}
-
-// mailDomainAllowed says whether the hub may send e-mail to addr: any
-// address when no domains are configured, else one in a listed domain or
-// below it.
-func (a *API) mailDomainAllowed(addr string) bool {
-	if len(a.mailDomains) == 0 {
-		return true
-	}
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return false
-	}
-	domain := strings.ToLower(strings.TrimSuffix(addr[at+1:], "."))
-	for _, d := range a.mailDomains {
-		d = strings.ToLower(strings.TrimPrefix(d, "."))
-		if domain == d || strings.HasSuffix(domain, "."+d) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -429,5 +430,27 @@ func TestEmailRules(t *testing.T) {
 	tok := th.newToken(1, "API", "READ", "RULE_MANAGEMENT")
 	if code, out := th.do(tok, "POST", "/api/v1/container/1/rule", rule("ops@example.org")); code != 403 || !strings.Contains(string(out), "WEBHOOKS") {
 		t.Errorf("e-mail rule without WEBHOOKS: %d %s", code, out)
+	}
+}
+
+// TestSecretKeyMissing: a hub whose secret key went missing, while its
+// state store holds secrets sealed with it, refuses to start and says to
+// restore the file; it does not make a new key that opens nothing.
+func TestSecretKeyMissing(t *testing.T) {
+	dir := t.TempDir()
+	th := startHubWith(t, Config{DataDir: dir})
+	th.must(201, th.admin, "POST", "/api/v1/container/1/rule", map[string]any{
+		"name": "hook", "channel": "webhook", "url": "https://hooks.example.org/x", "secret": "0123456789abcdef-key",
+	}, nil)
+	th.stop()
+	if err := os.Remove(filepath.Join(dir, SecretKeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "restore the file") {
+		t.Fatalf("start without the key: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, SecretKeyFile)); !os.IsNotExist(err) {
+		t.Fatalf("a new key was made: %v", err)
 	}
 }

@@ -174,7 +174,18 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadOrCreateKey(filepath.Join(cfg.DataDir, SecretKeyFile))
+	keyPath := filepath.Join(cfg.DataDir, SecretKeyFile)
+	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
+		// A new key would open nothing sealed with the old one.
+		sealed, err := h.st.HasSealedSecrets(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if sealed {
+			return nil, fmt.Errorf("%s is missing, and the state store holds secrets sealed with it: restore the file from the backup of this data directory", keyPath)
+		}
+	}
+	key, err := loadOrCreateKey(keyPath, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -203,9 +214,10 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	h.outbox = alert.NewOutbox(alert.OutboxConfig{
 		State: h.st, Logger: cfg.Logger.With("part", "notify"), Now: cfg.Now, Wake: h.alerts.Wake(), Registerer: reg,
-		Webhook:    notify.NewWebhook(notify.WebhookConfig{AllowPrivate: cfg.AllowPrivateWebhooks, UserAgent: "Sonde-Hub", Now: cfg.Now}),
-		Mailer:     mailer,
-		MinBackoff: cfg.NotifyMinBackoff,
+		Webhook:     notify.NewWebhook(notify.WebhookConfig{AllowPrivate: cfg.AllowPrivateWebhooks, UserAgent: "Sonde-Hub", Now: cfg.Now}),
+		Mailer:      mailer,
+		MailDomains: cfg.SMTPAllowedDomains,
+		MinBackoff:  cfg.NotifyMinBackoff,
 	})
 	in := ingest.New(h.st, h.series, cfg.Logger, reg, cfg.Now, ingest.Options{MaxSeriesPerContainer: cfg.MaxSeriesPerContainer, Observer: h.alerts})
 	var appliances api.Appliances
@@ -332,26 +344,62 @@ func (h *Hub) bootstrap(ctx context.Context) (root int64, err error) {
 }
 
 // loadOrCreateKey reads the 32-byte key at path, creating it (0600) when
-// it does not exist.
-func loadOrCreateKey(path string) ([]byte, error) {
-	key, err := os.ReadFile(path) // #nosec G304 -- path is <data>/secret.key, under the operator's data directory
-	switch {
-	case err == nil:
-		if len(key) != 32 {
-			return nil, fmt.Errorf("%s holds %d bytes, not a 32-byte key: restore it from your backup", path, len(key))
+// it does not exist; two hubs starting at once end with the same key.
+func loadOrCreateKey(path string, log *slog.Logger) ([]byte, error) {
+	for range 2 {
+		key, err := os.ReadFile(path) // #nosec G304 -- path is <data>/secret.key, under the operator's data directory
+		switch {
+		case err == nil:
+			if len(key) != 32 {
+				return nil, fmt.Errorf("%s holds %d bytes, not a 32-byte key: restore it from your backup", path, len(key))
+			}
+			if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+				log.Warn("the secret key was readable by others; restricting it to its owner", "file", path, "mode", fi.Mode().Perm().String())
+				if err := os.Chmod(path, 0o600); err != nil {
+					return nil, fmt.Errorf("restricting %s to its owner: %w", path, err)
+				}
+			}
+			return key, nil
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("reading %s: %w", path, err)
 		}
-		return key, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("making the secret key: %w", err)
+		}
+		if err := createSecretFile(path, key); err == nil {
+			return key, nil
+		} else if !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		// Another hub made it first: read that one.
 	}
-	key = make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("making the secret key: %w", err)
+	return nil, fmt.Errorf("%s could not be created or read", path)
+}
+
+// createSecretFile writes data to path (0600) only if path does not exist
+// yet; it fails with an error wrapping os.ErrExist otherwise.
+func createSecretFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := writeSecretFile(path, key); err != nil {
-		return nil, err
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
-	return key, nil
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp, path) // fails if path exists, unlike a rename
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
 
 // firstUser creates the first admin of the web UI when there is no user

@@ -503,8 +503,11 @@ type Rule struct {
 	ConditionIDs            []int64
 	Schedule                string // JSON, "" for always
 	Disabled                bool
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	// SecretError says why a sealed secret did not open (the rule is then
+	// read as disabled); "" when it did.
+	SecretError string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 const ruleColumns = `id, container_id, name, channel, url, recipients, secret, min_severity, min_notification_severity,
@@ -520,13 +523,15 @@ func scanRule(sealer cipher.AEAD, row interface{ Scan(...any) error }) (Rule, er
 	if err != nil {
 		return r, err
 	}
-	r.Secret, err = openSecret(sealer, sec, aadRuleSecret)
-	if err != nil {
-		return r, err
+	r.Disabled = disabled != 0
+	var openErr error
+	if r.Secret, openErr = openSecret(sealer, sec, aadRuleSecret); openErr != nil {
+		// One rule whose secret does not open must not stop the others:
+		// it is read as disabled, and says why.
+		r.Disabled, r.SecretError = true, openErr.Error()
 	}
 	err = errors.Join(unmarshalList(recipients, &r.Recipients), unmarshalList(events, &r.Events),
 		unmarshalList(labels, &r.Labels), unmarshalList(conds, &r.ConditionIDs))
-	r.Disabled = disabled != 0
 	r.CreatedAt, r.UpdatedAt = time.Unix(created, 0).UTC(), time.Unix(updated, 0).UTC()
 	return r, err
 }
@@ -636,10 +641,20 @@ type DueRule struct {
 }
 
 // DueRules lists the rules with a delivery due at now, the longest
-// waiting first, at most limit.
-func (s *Store) DueRules(ctx context.Context, now time.Time, limit int) ([]DueRule, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT rule_id, MIN(container_id) FROM deliveries
-WHERE status = 'pending' AND next_attempt_at <= $1 GROUP BY rule_id ORDER BY MIN(next_attempt_at), MIN(id) LIMIT $2`, now.Unix(), limit)
+// waiting first, at most perTenant of each tenant (a delivery's container
+// is its rule's tenant) and limit in all.
+func (s *Store) DueRules(ctx context.Context, now time.Time, perTenant, limit int) ([]DueRule, error) {
+	rows, err := s.r.QueryContext(ctx, `
+SELECT rule_id, tenant FROM (
+    SELECT rule_id, MIN(container_id) AS tenant, MIN(next_attempt_at) AS due, MIN(id) AS first,
+           ROW_NUMBER() OVER (PARTITION BY MIN(container_id) ORDER BY MIN(next_attempt_at), MIN(id)) AS n
+    FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at <= $1
+    GROUP BY rule_id
+) AS due_rules
+WHERE n <= $2
+ORDER BY due, first
+LIMIT $3`, now.Unix(), perTenant, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading due deliveries: %w", err)
 	}
@@ -966,16 +981,22 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 		sql   string
 		older time.Duration
 	}{
-		{`DELETE FROM alerts WHERE status = 'closed' AND closed_at < $1`, r.ClosedAlerts},
-		{`DELETE FROM notifications WHERE status = 'closed' AND closed_at < $1`, r.ClosedNotifications},
-		{`DELETE FROM deliveries WHERE status <> 'pending' AND created_at < $1`, r.FinishedDeliveries},
+		{`DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE status = 'closed' AND closed_at < $1 LIMIT 5000)`, r.ClosedAlerts},
+		{`DELETE FROM notifications WHERE id IN (SELECT id FROM notifications WHERE status = 'closed' AND closed_at < $1 LIMIT 5000)`, r.ClosedNotifications},
+		{`DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending' AND created_at < $1 LIMIT 5000)`, r.FinishedDeliveries},
 	} {
-		res, err := s.w.ExecContext(ctx, q.sql, now.Add(-q.older).Unix())
-		if err != nil {
-			return total, fmt.Errorf("pruning old alerts and notifications: %w", err)
+		// In batches: the writer is shared with ingest.
+		for {
+			res, err := s.w.ExecContext(ctx, q.sql, now.Add(-q.older).Unix())
+			if err != nil {
+				return total, fmt.Errorf("pruning old alerts and notifications: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			if n < 5000 {
+				break
+			}
 		}
-		n, _ := res.RowsAffected()
-		total += n
 	}
 	return total, nil
 }
@@ -1030,4 +1051,37 @@ func openSecret(aead cipher.AEAD, stored, aad string) (secret.Secret, error) {
 		return secret.Secret{}, errors.New("a sealed secret does not open with <data>/secret.key: wrong key, or the database was changed")
 	}
 	return secret.New(string(plain)), nil
+}
+
+// HasDelivery reports whether a rule has a delivery for an event that was
+// queued to be sent (pending, delivered, or failed; not skipped).
+func (t *Tx) HasDelivery(rule int64, eventKey string) (bool, error) {
+	var n int
+	if err := t.tx.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM deliveries WHERE rule_id = $1 AND event_key = $2 AND status <> 'skipped'`, rule, eventKey).Scan(&n); err != nil {
+		return false, fmt.Errorf("looking up a delivery of rule %d: %w", rule, err)
+	}
+	return n > 0, nil
+}
+
+// DeferRule moves a rule's pending deliveries to until at the earliest:
+// its receiver is failing.
+func (s *Store) DeferRule(ctx context.Context, rule int64, until time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE rule_id = $2 AND status = 'pending' AND next_attempt_at < $1`,
+		until.Unix()+1, rule); err != nil {
+		return fmt.Errorf("deferring the deliveries of rule %d: %w", rule, err)
+	}
+	return nil
+}
+
+// HasSealedSecrets reports whether the store holds values sealed with a
+// secret key, which only that key opens.
+func (s *Store) HasSealedSecrets(ctx context.Context) (bool, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT
+    (SELECT COUNT(*) FROM rules WHERE secret LIKE 'sealed:%') +
+    (SELECT COUNT(*) FROM users WHERE totp_secret LIKE 'sealed:%')`).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("looking for sealed secrets: %w", err)
+	}
+	return n > 0, nil
 }

@@ -66,7 +66,15 @@ func TestRuleSecretSealed(t *testing.T) {
 	if err := s.UseSecretKey(bytes.Repeat([]byte{8}, 32)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Rule(ctx, id); err == nil || !strings.Contains(err.Error(), "secret.key") {
-		t.Fatalf("wrong key: %v", err)
+	// The rule reads as disabled, saying why, and the others still read.
+	got, err := s.Rule(ctx, id)
+	if err != nil || !got.Disabled || !got.Secret.IsZero() || !strings.Contains(got.SecretError, "secret.key") {
+		t.Fatalf("wrong key: %+v %v", got, err)
+	}
+	if rs, err := s.Rules(ctx, 0); err != nil || len(rs) != 1 {
+		t.Fatalf("rules with one unopenable: %v %v", rs, err)
+	}
+	if sealed, err := s.HasSealedSecrets(ctx); err != nil || !sealed {
+		t.Fatalf("HasSealedSecrets: %v %v", sealed, err)
 	}
 }
