@@ -276,3 +276,95 @@ func (s *Store) SetInheritAccess(ctx context.Context, container int64, inherit b
 	res, err := s.w.ExecContext(ctx, `UPDATE containers SET inherit_access = $1 WHERE id = $2`, boolInt(inherit), container)
 	return affected(res, err, fmt.Sprintf("container %d", container))
 }
+
+// SetTOTP gives a user a second factor (sealed at rest), the step of the
+// code that confirmed it, and new recovery codes (hashes); an empty
+// secret removes the second factor and the codes.
+func (s *Store) SetTOTP(ctx context.Context, user int64, sec secret.Secret, step int64, recoveryHashes []string, now time.Time) error {
+	sealed, err := sealSecret(s.sealer, sec, aadTOTPSecret)
+	if err != nil {
+		return err
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET totp_secret = $1, totp_last_step = $2, updated_at = $3 WHERE id = $4`,
+			sealed, step, now.Unix(), user); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, user); err != nil {
+			return err
+		}
+		for _, h := range recoveryHashes {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO recovery_codes (user_id, hash) VALUES ($1, $2)`, user, h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("setting the second factor of user %d: %w", user, err)
+	}
+	return nil
+}
+
+// UseTOTPStep records the step of an accepted code, only if it is later
+// than the last one: ok is false when a code of that step (or later) was
+// accepted meanwhile (a replay racing the first use).
+func (s *Store) UseTOTPStep(ctx context.Context, user, step int64) (ok bool, err error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1`, step, user)
+	if err != nil {
+		return false, fmt.Errorf("recording a second-factor code: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// RecoveryCodes lists the hashes of a user's unused recovery codes.
+func (s *Store) RecoveryCodes(ctx context.Context, user int64) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT hash FROM recovery_codes WHERE user_id = $1 ORDER BY hash`, user)
+	if err != nil {
+		return nil, fmt.Errorf("reading recovery codes: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// UseRecoveryCode deletes a recovery code; ok is false when it was used
+// already (by a request racing this one).
+func (s *Store) UseRecoveryCode(ctx context.Context, user int64, hash string) (ok bool, err error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = $1 AND hash = $2`, user, hash)
+	if err != nil {
+		return false, fmt.Errorf("using a recovery code: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// TOTPRequired reports whether any of the containers requires its users
+// to have a second factor.
+func (s *Store) TOTPRequired(ctx context.Context, containers []int64) (bool, error) {
+	for _, c := range containers {
+		var req int
+		if err := s.r.QueryRowContext(ctx, `SELECT require_totp FROM containers WHERE id = $1`, c).Scan(&req); err != nil {
+			return false, notFound(err, fmt.Sprintf("container %d", c))
+		}
+		if req != 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// SetTOTPRequired says whether the users of a container must have a
+// second factor.
+func (s *Store) SetTOTPRequired(ctx context.Context, container int64, required bool) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE containers SET require_totp = $1 WHERE id = $2`, boolInt(required), container)
+	return affected(res, err, fmt.Sprintf("container %d", container))
+}

@@ -125,8 +125,13 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /login", s.loginPage)
 	m.HandleFunc("POST /login", s.login)
 	m.HandleFunc("POST /logout", s.logout)
-	m.HandleFunc("GET /password", s.withSession(s.passwordPage, allowMustChange))
-	m.HandleFunc("POST /password", s.withSession(s.changePassword, allowMustChange))
+	m.HandleFunc("GET /password", s.withSession(s.passwordPage, allowMustChange|allowNoTOTP))
+	m.HandleFunc("POST /password", s.withSession(s.changePassword, allowMustChange|allowNoTOTP))
+	m.HandleFunc("GET /login/totp", s.secondFactorPage)
+	m.HandleFunc("POST /login/totp", s.secondFactor)
+	m.HandleFunc("GET /totp", s.withSession(s.totpPage, allowNoTOTP))
+	m.HandleFunc("POST /totp", s.withSession(s.totpSetup, allowNoTOTP))
+	m.HandleFunc("POST /totp/remove", s.withSession(s.totpRemove, 0))
 	m.HandleFunc("GET /{$}", s.withSession(s.overview, 0))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found"})
@@ -294,20 +299,32 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusUnauthorized, loginFailed)
 		return
 	}
-	s.throttle.succeed(keys...)
-	if err := s.startSession(w, r, u); err != nil {
+	// The account's failures are forgotten only after the second factor,
+	// if there is one: a password alone must not reset the count.
+	stage, to := stageFull, "/"
+	if !u.TOTPSecret.IsZero() {
+		stage, to = stagePassword, "/login/totp"
+	} else {
+		s.throttle.succeed(keys...)
+	}
+	if err := s.startSession(w, r, u, stage); err != nil {
 		s.log.Error("creating a session failed", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	s.log.Info("login", "user_id", u.ID, "remote", clientIP(r))
+	s.log.Info("login", "user_id", u.ID, "remote", clientIP(r), "stage", stage)
 	setCookie(w, LoginCookie, "", -1)
-	to := "/"
-	if u.MustChange {
+	if stage == stageFull && u.MustChange {
 		to = "/password"
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
+
+// The stages of a session.
+const (
+	stagePassword = "password" // the second factor is still to come
+	stageFull     = "full"
+)
 
 // tooMany answers a locked account or address: HTTP 429 and a page that
 // says how long to wait.
@@ -323,7 +340,7 @@ func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Durat
 		Error: fmt.Sprintf("Too many failed logins. Wait %d minute(s), then try again.", minutes)})
 }
 
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u state.User) error {
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u state.User, stage string) error {
 	tok, err := randomToken()
 	if err != nil {
 		return err
@@ -340,7 +357,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u state.Us
 	// A new session for a new login: an old cookie (fixation) is worth
 	// nothing.
 	if err := s.st.CreateSession(r.Context(), state.Session{
-		IDHash: hashToken(tok), UserID: u.ID, CSRF: csrf, Stage: "full",
+		IDHash: hashToken(tok), UserID: u.ID, CSRF: csrf, Stage: stage,
 		CreatedAt: now, ExpiresAt: now.Add(AbsoluteTimeout), RemoteAddr: clientIP(r), UserAgent: ua,
 	}); err != nil {
 		return err
@@ -385,9 +402,13 @@ func (s *Server) currentSession(r *http.Request) (sessionInfo, bool) {
 	return sessionInfo{hash: hash, session: se, user: u}, true
 }
 
-// allowMustChange lets a user who must change the password reach the
-// page; every other page sends such a user there.
-const allowMustChange = 1
+// Pages a user reaches before everything else is in order: the password
+// change (for a handed-over password) and the second factor's setup (for
+// a container that requires one).
+const (
+	allowMustChange = 1 << iota
+	allowNoTOTP
+)
 
 type sessionHandler func(w http.ResponseWriter, r *http.Request, si sessionInfo)
 
@@ -400,9 +421,24 @@ func (s *Server) withSession(h sessionHandler, flags int) http.HandlerFunc {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return
 		}
+		if si.session.Stage != stageFull {
+			http.Redirect(w, r, "/login/totp", http.StatusSeeOther)
+			return
+		}
 		if si.user.MustChange && flags&allowMustChange == 0 {
 			http.Redirect(w, r, "/password", http.StatusSeeOther)
 			return
+		}
+		if flags&allowNoTOTP == 0 && si.user.TOTPSecret.IsZero() {
+			required, err := s.totpRequired(r, si.user)
+			if err != nil {
+				s.serverError(w, r, err)
+				return
+			}
+			if required {
+				http.Redirect(w, r, "/totp", http.StatusSeeOther)
+				return
+			}
 		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)

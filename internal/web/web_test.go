@@ -18,6 +18,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
+	"github.com/sonde-monitoring/sonde/internal/totp"
 )
 
 // testUI is the web UI over a real state store, served over TLS on
@@ -390,5 +391,93 @@ func TestOverviewTenancyAndEscaping(t *testing.T) {
 	body = see("acmeuser", "acme user passphrase")
 	if !strings.Contains(body, "acme &lt;script&gt;") || strings.Contains(body, ">msp<") || strings.Contains(body, "beta") {
 		t.Errorf("the acme user's overview:\n%s", body)
+	}
+}
+
+var (
+	secretRE   = regexp.MustCompile(`name="secret" value="([A-Z2-7]+)"`)
+	recoveryRE = regexp.MustCompile(`<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>`)
+)
+
+// TestSecondFactor: set up TOTP with the QR code's key, log in with a
+// code (not twice with the same one), with a recovery code (once), and a
+// container that requires a second factor.
+func TestSecondFactor(t *testing.T) {
+	ui := newTestUI(t)
+	const pw = "a sturdy passphrase here"
+	ui.user("bob", pw, false, map[int64]auth.Permission{ui.root: auth.Read})
+	b := ui.browser()
+	if resp, _ := b.login("bob", pw); resp.StatusCode != 303 || resp.Header.Get("Location") != "/" {
+		t.Fatalf("login: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, body := b.get("/totp")
+	m := secretRE.FindStringSubmatch(body)
+	if m == nil || !strings.Contains(body, "<svg") || strings.Contains(body, "<script>") {
+		t.Fatalf("setup page: %s", body)
+	}
+	key := secret.New(m[1])
+	csrf := csrfOf(t, body)
+	if resp, _ := b.post("/totp", url.Values{"csrf": {csrf}, "secret": {m[1]}, "totp": {"000000"}}); resp.StatusCode != 400 {
+		t.Fatalf("wrong setup code: %d", resp.StatusCode)
+	}
+	code, _ := totp.Code(key, ui.clock())
+	resp, body := b.post("/totp", url.Values{"csrf": {csrf}, "secret": {m[1]}, "totp": {code}})
+	codes := recoveryRE.FindAllStringSubmatch(body, -1)
+	if resp.StatusCode != 200 || len(codes) != totp.RecoveryCodeCount {
+		t.Fatalf("setup: %d, %d recovery codes", resp.StatusCode, len(codes))
+	}
+	if _, body := b.get("/totp"); strings.Contains(body, codes[0][1]) || strings.Contains(body, m[1]) {
+		t.Fatal("the recovery codes or the key are shown again")
+	}
+
+	// A new login needs the second factor; pages wait for it.
+	b2 := ui.browser()
+	if resp, _ := b2.login("bob", pw); resp.Header.Get("Location") != "/login/totp" {
+		t.Fatalf("password step: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := b2.get("/"); resp.Header.Get("Location") != "/login/totp" {
+		t.Fatalf("/ before the second factor: %s", resp.Header.Get("Location"))
+	}
+	_, body = b2.get("/login/totp")
+	csrf2 := csrfOf(t, body)
+	// The setup's code was used: it is refused (replay), as is a wrong one.
+	for _, c := range []string{code, "123456", "abcde-fghij"} {
+		if resp, _ := b2.post("/login/totp", url.Values{"csrf": {csrf2}, "totp": {c}}); resp.StatusCode != 401 {
+			t.Fatalf("code %q: %d", c, resp.StatusCode)
+		}
+	}
+	ui.advance(30 * time.Second)
+	code, _ = totp.Code(key, ui.clock())
+	resp, _ = b2.post("/login/totp", url.Values{"csrf": {csrf2}, "totp": {code}})
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/" {
+		t.Fatalf("second factor: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := b2.get("/"); resp.StatusCode != 200 {
+		t.Fatalf("after the second factor: %d", resp.StatusCode)
+	}
+	// A recovery code works once.
+	recovery := codes[3][1]
+	for i, want := range []int{303, 401} {
+		b3 := ui.browser()
+		b3.login("bob", pw)
+		_, body := b3.get("/login/totp")
+		if resp, _ := b3.post("/login/totp", url.Values{"csrf": {csrfOf(t, body)}, "totp": {strings.ToUpper(recovery)}}); resp.StatusCode != want {
+			t.Fatalf("recovery code use %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+
+	// A container requiring a second factor sends a user without one to
+	// the setup.
+	ui.user("carol", pw, false, map[int64]auth.Permission{ui.root: auth.Read})
+	if err := ui.st.SetTOTPRequired(context.Background(), ui.root, true); err != nil {
+		t.Fatal(err)
+	}
+	b4 := ui.browser()
+	b4.login("carol", pw)
+	if resp, _ := b4.get("/"); resp.StatusCode != 303 || resp.Header.Get("Location") != "/totp" {
+		t.Fatalf("required second factor: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, body := b4.get("/totp"); resp.StatusCode != 200 || !strings.Contains(body, "requires a second factor") {
+		t.Fatalf("setup page for a required factor: %d", resp.StatusCode)
 	}
 }
