@@ -218,10 +218,12 @@ func (a *Appliance) connectLoop(ctx context.Context) {
 			if a.Status().Assets > 0 {
 				a.log.Error("the hub no longer accepts this appliance; stopped every check and forgot the configuration", "reason", re.msg)
 			}
-			a.setAssets(nil, nil)
+			// The file first: once the checks are seen stopped, the
+			// configuration is gone too.
 			if err := os.Remove(filepath.Join(a.cfg.DataDir, assetsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				a.log.Error("removing the configuration failed", "err", err)
 			}
+			a.setAssets(nil, nil)
 			backoff = 128 * time.Second
 		}
 		if time.Since(start) > time.Minute {

@@ -243,7 +243,8 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		RootID: root, Now: cfg.Now,
 	})
 	h.web, err = web.New(web.Config{State: h.st, Logger: cfg.Logger.With("part", "web"), Now: cfg.Now,
-		AdminPasswordFile: filepath.Join(cfg.DataDir, AdminPasswordFile), Version: cfg.Version})
+		AdminPasswordFile: filepath.Join(cfg.DataDir, AdminPasswordFile), Version: cfg.Version,
+		Series: h.series, Alerts: h.alerts})
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,11 @@ package state
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"sort"
+	"strings"
+	"time"
 )
 
 // ContainerCounts is what the overview shows of one container.
@@ -58,4 +62,88 @@ func (s *Store) Counts(ctx context.Context) (map[int64]*ContainerCounts, error) 
 		}
 	}
 	return out, nil
+}
+
+// AssetSummary is an asset as a container's page lists it.
+type AssetSummary struct {
+	Asset
+	Labels     []string
+	OpenAlerts int
+	// WorstSeverity is the most severe open alert's (0 = EMERGENCY), -1
+	// when none is open.
+	WorstSeverity int
+	// Errors counts the checks whose latest result carries an error.
+	Errors   int
+	Checks   int
+	LastSeen *time.Time
+}
+
+// AssetSummaries lists the assets of a container with their state.
+func (s *Store) AssetSummaries(ctx context.Context, container int64) ([]AssetSummary, error) {
+	rows, err := s.r.QueryContext(ctx, `
+SELECT a.id, a.container_id, a.name, a.kind, a.zone, a.created_at,
+       (SELECT COUNT(*) FROM alerts al WHERE al.asset_id = a.id AND al.status = 'open'),
+       COALESCE((SELECT MIN(al.severity) FROM alerts al WHERE al.asset_id = a.id AND al.status = 'open'), -1),
+       (SELECT COUNT(*) FROM check_results r WHERE r.asset_id = a.id AND r.error_message IS NOT NULL AND r.error_message <> ''),
+       (SELECT COUNT(*) FROM check_results r WHERE r.asset_id = a.id),
+       (SELECT MAX(r.received_at) FROM check_results r WHERE r.asset_id = a.id),
+       COALESCE((SELECT GROUP_CONCAT(l.label, ',') FROM asset_labels l WHERE l.asset_id = a.id), '')
+FROM assets a WHERE a.container_id = $1 ORDER BY a.name, a.id`, container)
+	if err != nil {
+		return nil, fmt.Errorf("listing the assets of container %d: %w", container, err)
+	}
+	defer rows.Close()
+	var out []AssetSummary
+	for rows.Next() {
+		var a AssetSummary
+		var created int64
+		var last sql.NullInt64
+		var labels string
+		if err := rows.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Kind, &a.Zone, &created, &a.OpenAlerts, &a.WorstSeverity,
+			&a.Errors, &a.Checks, &last, &labels); err != nil {
+			return nil, fmt.Errorf("listing the assets of container %d: %w", container, err)
+		}
+		a.CreatedAt, a.LastSeen = time.Unix(created, 0).UTC(), ptrTime(last)
+		if labels != "" {
+			a.Labels = strings.Split(labels, ",")
+			sort.Strings(a.Labels)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// LatestResults lists the latest result of every check of an asset, by
+// collector and check.
+func (s *Store) LatestResults(ctx context.Context, asset int64) ([]Result, error) {
+	rows, err := s.r.QueryContext(ctx, `
+SELECT collector, check_key, ts, received_at, changed_at, last_seen_at, result, error_message, error_severity, duration, version
+FROM check_results WHERE asset_id = $1 ORDER BY collector, check_key`, asset)
+	if err != nil {
+		return nil, fmt.Errorf("reading the results of asset %d: %w", asset, err)
+	}
+	defer rows.Close()
+	var out []Result
+	for rows.Next() {
+		r := Result{AssetID: asset}
+		var received, changed int64
+		var lastSeen sql.NullInt64
+		var data, errMsg sql.NullString
+		var errSev sql.NullInt64
+		if err := rows.Scan(&r.Collector, &r.Check, &r.Timestamp, &received, &changed, &lastSeen, &data, &errMsg, &errSev,
+			&r.Duration, &r.Version); err != nil {
+			return nil, fmt.Errorf("reading the results of asset %d: %w", asset, err)
+		}
+		r.ReceivedAt, r.ChangedAt, r.LastSeenAt = time.Unix(received, 0).UTC(), time.Unix(changed, 0).UTC(), ptrTime(lastSeen)
+		if data.Valid {
+			r.Data = []byte(data.String)
+		}
+		r.ErrorMessage = errMsg.String
+		if errSev.Valid {
+			v := int(errSev.Int64)
+			r.ErrorSeverity = &v
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }

@@ -24,9 +24,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/alert"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
+	"github.com/sonde-monitoring/sonde/internal/tsstore"
 )
 
 //go:embed templates/*.html
@@ -64,11 +66,17 @@ type Config struct {
 	// written; it is removed once that admin has chosen a password.
 	AdminPasswordFile string
 	Version           string
+	// Series is the time-series store, for charts; nil draws none.
+	Series tsstore.Store
+	// Alerts closes alerts by hand.
+	Alerts *alert.Engine
 }
 
 // Server serves the web UI.
 type Server struct {
 	st        *state.Store
+	series    tsstore.Store
+	alerts    *alert.Engine
 	log       *slog.Logger
 	now       func() time.Time
 	cfg       Config
@@ -87,7 +95,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{
-		st: cfg.State, log: cfg.Logger, now: cfg.Now, cfg: cfg,
+		st: cfg.State, series: cfg.Series, alerts: cfg.Alerts, log: cfg.Logger, now: cfg.Now, cfg: cfg,
 		throttle: newThrottle(), loginSlot: make(chan struct{}, 2),
 	}
 	if err := s.parseTemplates(); err != nil {
@@ -133,6 +141,11 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /totp", s.withSession(s.totpSetup, allowNoTOTP))
 	m.HandleFunc("POST /totp/remove", s.withSession(s.totpRemove, 0))
 	m.HandleFunc("GET /{$}", s.withSession(s.overview, 0))
+	m.HandleFunc("GET /container/{id}", s.withSession(s.containerPage, 0))
+	m.HandleFunc("GET /asset/{id}", s.withSession(s.assetPage, 0))
+	m.HandleFunc("GET /asset/{id}/chart", s.withSession(s.chartPage, 0))
+	m.HandleFunc("GET /alerts", s.withSession(s.alertsPage, 0))
+	m.HandleFunc("POST /alert/{id}/{action}", s.withSession(s.alertAction, 0))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found"})
 	})

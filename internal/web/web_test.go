@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/alert"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
@@ -47,7 +49,11 @@ func newTestUI(t *testing.T) *testUI {
 		t.Fatal(err)
 	}
 	ui := &testUI{t: t, st: st, root: root, dir: dir, now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	s, err := New(Config{State: st, Now: ui.clock, AdminPasswordFile: filepath.Join(dir, "admin-password"), Version: "test"})
+	eng := alert.New(alert.Config{State: st, Now: ui.clock})
+	if err := eng.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{State: st, Now: ui.clock, AdminPasswordFile: filepath.Join(dir, "admin-password"), Version: "test", Alerts: eng})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,5 +485,116 @@ func TestSecondFactor(t *testing.T) {
 	}
 	if resp, body := b4.get("/totp"); resp.StatusCode != 200 || !strings.Contains(body, "requires a second factor") {
 		t.Fatalf("setup page for a required factor: %d", resp.StatusCode)
+	}
+}
+
+// TestPages: the container, asset and alerts pages, with names from
+// monitored systems shown as text, filters in the query string, alert
+// actions needing their permissions, and another tenant's objects not
+// found.
+func TestPages(t *testing.T) {
+	ui := newTestUI(t)
+	ctx := context.Background()
+	acme, _ := ui.st.CreateContainer(ctx, ui.root, "acme")
+	other, _ := ui.st.CreateContainer(ctx, ui.root, "other")
+	web1, _ := ui.st.CreateAsset(ctx, acme, "web-1")
+	evil, _ := ui.st.CreateAsset(ctx, acme, "<script>alert('asset')</script>")
+	hidden, _ := ui.st.CreateAsset(ctx, other, "hidden-asset")
+	if err := ui.st.SetAssetLabels(ctx, web1, []string{"prod"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ui.st.AddCollector(ctx, evil, "linux", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	data := `{"disk":[{"name":"<img src=x onerror=alert(1)>","usedBytes":1073741824,"percentUsed":97.5,"state":"<b>bad</b>"}]}`
+	if err := ui.st.PutResult(ctx, state.Result{AssetID: evil, Collector: "linux", Check: "disk", Timestamp: ui.clock().Unix(),
+		ReceivedAt: ui.clock(), Data: []byte(data), ErrorMessage: "<script>err</script>"}, false, false); err != nil {
+		t.Fatal(err)
+	}
+	cond := state.Condition{ContainerID: acme, Name: "full", Kind: alert.KindExpression, Type: "disk", Expression: "item.percentUsed > 90", Severity: int(alert.Critical)}
+	if err := alert.Validate(&cond); err != nil {
+		t.Fatal(err)
+	}
+	condID, _ := ui.st.CreateCondition(ctx, cond, ui.clock())
+	var alertID, hiddenAlert int64
+	err := ui.st.InTx(ctx, func(tx *state.Tx) error {
+		var err error
+		alertID, _, err = tx.OpenAlert(state.Alert{ContainerID: acme, AssetID: evil, ConditionID: condID, Item: "<i>item</i>",
+			Severity: int(alert.Critical), Message: "<script>msg</script>", OpenedAt: ui.clock()})
+		if err != nil {
+			return err
+		}
+		hiddenAlert, _, err = tx.OpenAlert(state.Alert{ContainerID: other, AssetID: hidden, ConditionID: condID, Item: "x",
+			Severity: int(alert.Critical), Message: "other-tenant-alert", OpenedAt: ui.clock()})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui.user("viewer", "viewer passphrase ok", false, map[int64]auth.Permission{acme: auth.Read})
+	ui.user("oncall", "oncall passphrase ok", false, map[int64]auth.Permission{acme: auth.Read | auth.AlertAssign | auth.AlertChange})
+	b := ui.browser()
+	b.login("viewer", "viewer passphrase ok")
+
+	noMarkup := func(page, body string) {
+		t.Helper()
+		for _, bad := range []string{"<script>alert", "<img src=x", "<b>bad</b>", "<i>item</i>", "<script>msg", "<script>err"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s shows markup from a monitored system unescaped: %s", page, bad)
+			}
+		}
+	}
+	resp, body := b.get(fmt.Sprintf("/container/%d", acme))
+	if resp.StatusCode != 200 || !strings.Contains(body, "web-1") || !strings.Contains(body, "&lt;script&gt;alert(&#39;asset&#39;)") {
+		t.Fatalf("container page: %d", resp.StatusCode)
+	}
+	noMarkup("container page", body)
+	if _, body := b.get(fmt.Sprintf("/container/%d?label=prod", acme)); !strings.Contains(body, "web-1") || strings.Contains(body, "alert(&#39;asset") {
+		t.Errorf("label filter")
+	}
+	if _, body := b.get(fmt.Sprintf("/container/%d?state=alerting", acme)); strings.Contains(body, "web-1") || !strings.Contains(body, "alert(&#39;asset") {
+		t.Errorf("state filter")
+	}
+	resp, body = b.get(fmt.Sprintf("/asset/%d", evil))
+	if resp.StatusCode != 200 || !strings.Contains(body, "1 GiB") || !strings.Contains(body, "97.5") || !strings.Contains(body, "/chart?") {
+		t.Fatalf("asset page: %d\n%s", resp.StatusCode, body)
+	}
+	noMarkup("asset page", body)
+	resp, body = b.get("/alerts")
+	if resp.StatusCode != 200 || !strings.Contains(body, "&lt;script&gt;msg") || strings.Contains(body, "other-tenant-alert") {
+		t.Fatalf("alerts page: %d", resp.StatusCode)
+	}
+	noMarkup("alerts page", body)
+	csrf := csrfOf(t, body)
+
+	// Another tenant's objects are not found.
+	for _, p := range []string{fmt.Sprintf("/container/%d", other), fmt.Sprintf("/asset/%d", hidden), "/container/99999", "/asset/abc"} {
+		if resp, body := b.get(p); resp.StatusCode != 404 || strings.Contains(body, "hidden-asset") {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	// A viewer may not assign; nobody here may touch the other tenant's.
+	if resp, _ := b.post(fmt.Sprintf("/alert/%d/assign", alertID), url.Values{"csrf": {csrf}, "text": {"me"}}); resp.StatusCode != 403 {
+		t.Errorf("assign without ALERT_ASSIGN: %d", resp.StatusCode)
+	}
+	o := ui.browser()
+	o.login("oncall", "oncall passphrase ok")
+	_, body = o.get("/alerts")
+	csrf = csrfOf(t, body)
+	if resp, _ := o.post(fmt.Sprintf("/alert/%d/close", hiddenAlert), url.Values{"csrf": {csrf}}); resp.StatusCode != 404 {
+		t.Errorf("closing another tenant's alert: %d", resp.StatusCode)
+	}
+	if resp, _ := o.post(fmt.Sprintf("/alert/%d/assign", alertID), url.Values{"csrf": {csrf}, "text": {"oncall"}, "back": {"//evil.example/"}}); resp.StatusCode != 303 || resp.Header.Get("Location") != "/alerts" {
+		t.Errorf("assign: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := o.post(fmt.Sprintf("/alert/%d/close", alertID), url.Values{"csrf": {csrf}, "text": {"fixed the disk"}}); resp.StatusCode != 303 {
+		t.Errorf("close: %d", resp.StatusCode)
+	}
+	a, _ := ui.st.Alert(ctx, alertID)
+	if a.Status != "closed" || a.AssignedTo != "oncall" || a.CloseReason != "fixed the disk" {
+		t.Errorf("alert after the actions: %+v", a)
+	}
+	if h, _ := ui.st.Alert(ctx, hiddenAlert); h.Status != "open" {
+		t.Error("the other tenant's alert changed")
 	}
 }
