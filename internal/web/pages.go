@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"html/template"
@@ -137,25 +136,7 @@ type checkView struct {
 	Time             time.Time
 	Error            string
 	ErrorSeverity    string
-	Types            []typeView
-}
-
-type typeView struct {
-	Name    string
-	Columns []columnView
-	Rows    []rowView
-	// More counts the items not shown.
-	More int
-}
-
-type columnView struct {
-	Name  string
-	Chart string // URL of the metric's chart, for numeric metrics
-}
-
-type rowView struct {
-	Item  string
-	Cells []string
+	Tables           []template.HTML
 }
 
 // maxRowsShown bounds the items shown per type on the asset page.
@@ -191,71 +172,31 @@ func (s *Server) assetPage(w http.ResponseWriter, r *http.Request, si sessionInf
 		return
 	}
 	checks := make([]checkView, 0, len(results))
+	size := 0
 	for _, res := range results {
 		cv := checkView{Collector: res.Collector, Check: res.Check, Time: time.Unix(res.Timestamp, 0).UTC(), Error: res.ErrorMessage}
 		if res.ErrorSeverity != nil {
 			cv.ErrorSeverity = model.Severity(*res.ErrorSeverity).String()
 		}
 		if len(res.Data) > 0 {
-			cv.Types = tablesOf(res, a.ID)
+			tables, err := parseResult(res.Data, maxRowsShown)
+			if err != nil {
+				cv.Error = "the stored result could not be read: " + err.Error()
+			}
+			for _, t := range tables {
+				size += t.size()
+				cv.Tables = append(cv.Tables, t.html(func(metric string) string {
+					return chartLink(a.ID, res.Collector, res.Check, t.name, metric)
+				}))
+			}
 		}
 		checks = append(checks, cv)
 	}
-	s.render(w, r, http.StatusOK, "asset", page{Title: a.Name, User: si.user.Username, CSRF: si.session.CSRF, Data: struct {
+	s.renderSized(w, r, http.StatusOK, "asset", page{Title: a.Name, User: si.user.Username, CSRF: si.session.CSRF, Data: struct {
 		Asset  state.Asset
 		Checks []checkView
 		Alerts []alertRow
-	}{a, checks, alertRows(alerts, nil)}})
-}
-
-// tablesOf turns a stored result into tables: a column per metric, in the
-// order they first appear, a row per item.
-func tablesOf(res state.Result, asset int64) []typeView {
-	var buf bytes.Buffer
-	buf.WriteString(`{"timestamp":1,"data":`)
-	buf.Write(res.Data)
-	buf.WriteString(`}`)
-	cd, err := model.DecodeCheckData(&buf, model.Limits{})
-	if err != nil {
-		return []typeView{{Name: "(the stored result does not decode: " + err.Error() + ")"}}
-	}
-	out := make([]typeView, 0, len(cd.Types))
-	for _, t := range cd.Types {
-		tv := typeView{Name: t.Name}
-		index := map[string]int{}
-		numeric := map[string]bool{}
-		for _, it := range t.Items {
-			for _, m := range it.Metrics {
-				if _, ok := index[m.Name]; !ok {
-					index[m.Name] = len(tv.Columns)
-					tv.Columns = append(tv.Columns, columnView{Name: m.Name})
-				}
-				if _, ok := m.Value.Number(); ok {
-					numeric[m.Name] = true
-				}
-			}
-		}
-		for i, c := range tv.Columns {
-			if numeric[c.Name] {
-				tv.Columns[i].Chart = fmt.Sprintf("/asset/%d/chart?%s", asset, url.Values{
-					"collector": {res.Collector}, "check": {res.Check}, "type": {t.Name}, "metric": {c.Name},
-				}.Encode())
-			}
-		}
-		for i, it := range t.Items {
-			if i == maxRowsShown {
-				tv.More = len(t.Items) - maxRowsShown
-				break
-			}
-			row := rowView{Item: it.Name, Cells: make([]string, len(tv.Columns))}
-			for _, m := range it.Metrics {
-				row.Cells[index[m.Name]] = formatValue(m.Name, m.Value)
-			}
-			tv.Rows = append(tv.Rows, row)
-		}
-		out = append(out, tv)
-	}
-	return out
+	}{a, checks, alertRows(alerts, nil)}}, size)
 }
 
 // unitOf guesses a metric's unit from its name, for display.
@@ -274,28 +215,6 @@ func unitOf(metric string) chart.Unit {
 		return chart.Seconds
 	}
 	return chart.None
-}
-
-func formatValue(metric string, v model.Value) string {
-	switch v.Kind {
-	case model.KindInt, model.KindFloat:
-		f, _ := v.Number()
-		if u := unitOf(metric); u != chart.None {
-			return chart.FormatValue(f, u)
-		}
-		return string(v.AppendJSON(nil))
-	case model.KindBool:
-		return strconv.FormatBool(v.Bool)
-	case model.KindString:
-		return v.Str
-	case model.KindList:
-		parts := make([]string, len(v.List))
-		for i, e := range v.List {
-			parts[i] = formatValue("", e)
-		}
-		return strings.Join(parts, ", ")
-	}
-	return ""
 }
 
 // chartRanges are the ranges a chart offers.

@@ -190,6 +190,11 @@ type page struct {
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name string, p page) {
+	s.renderSized(w, r, code, name, p, 16<<10)
+}
+
+// renderSized renders a page of about size bytes.
+func (s *Server) renderSized(w http.ResponseWriter, r *http.Request, code int, name string, p page, size int) {
 	t := s.pages[name]
 	if t == nil {
 		s.log.Error("no such page template", "page", name)
@@ -198,6 +203,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name s
 	}
 	p.Version = s.cfg.Version
 	var buf bytes.Buffer
+	buf.Grow(size + 8<<10)
 	if err := t.ExecuteTemplate(&buf, "layout.html", p); err != nil {
 		s.log.Error("rendering a page failed", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
