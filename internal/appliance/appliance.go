@@ -218,12 +218,7 @@ func (a *Appliance) connectLoop(ctx context.Context) {
 			if a.Status().Assets > 0 {
 				a.log.Error("the hub no longer accepts this appliance; stopped every check and forgot the configuration", "reason", re.msg)
 			}
-			// The file first: once the checks are seen stopped, the
-			// configuration is gone too.
-			if err := os.Remove(filepath.Join(a.cfg.DataDir, assetsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				a.log.Error("removing the configuration failed", "err", err)
-			}
-			a.setAssets(nil, nil)
+			a.forgetAssets()
 			backoff = 128 * time.Second
 		}
 		if time.Since(start) > time.Minute {
@@ -268,6 +263,22 @@ func (a *Appliance) setAssets(appliances []wire.ApplianceZone, assets []wire.Ass
 	}
 	a.mu.Unlock()
 	a.assetsChanged()
+}
+
+// forgetAssets stops every check and removes the configuration, on disk
+// and then in memory: once the appliance reports no asset, nothing of the
+// configuration is left.
+func (a *Appliance) forgetAssets() {
+	if err := a.sched.Set(nil); err != nil {
+		a.log.Error("stopping the checks failed", "err", err)
+	}
+	if err := os.Remove(filepath.Join(a.cfg.DataDir, assetsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.log.Error("removing the configuration failed", "err", err)
+	}
+	a.mu.Lock()
+	a.appliances = nil
+	a.assets = map[uint64]wire.Asset{}
+	a.mu.Unlock()
 }
 
 // upsertAsset adds or replaces one asset.

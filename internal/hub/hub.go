@@ -540,6 +540,7 @@ func (h *Hub) Serve(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Go(func() { h.alerts.RunHealth(bgCtx, h.cfg.HealthInterval) })
 	bg.Go(func() { h.outbox.Run(bgCtx) })
+	bg.Go(func() { h.web.Run(bgCtx) })
 	defer func() {
 		stopBG()
 		bg.Wait()

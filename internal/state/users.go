@@ -350,16 +350,21 @@ func (s *Store) UseRecoveryCode(ctx context.Context, user int64, hash string) (o
 // TOTPRequired reports whether any of the containers requires its users
 // to have a second factor.
 func (s *Store) TOTPRequired(ctx context.Context, containers []int64) (bool, error) {
-	for _, c := range containers {
-		var req int
-		if err := s.r.QueryRowContext(ctx, `SELECT require_totp FROM containers WHERE id = $1`, c).Scan(&req); err != nil {
-			return false, notFound(err, fmt.Sprintf("container %d", c))
-		}
-		if req != 0 {
-			return true, nil
-		}
+	if len(containers) == 0 {
+		return false, nil
 	}
-	return false, nil
+	args := make([]any, len(containers))
+	ph := make([]string, len(containers))
+	for i, c := range containers {
+		args[i] = c
+		ph[i] = fmt.Sprintf("$%d", i+1)
+	}
+	var n int
+	q := `SELECT COUNT(*) FROM containers WHERE require_totp = 1 AND id IN (` + strings.Join(ph, ", ") + `)` // #nosec G202 -- only $N placeholders are joined; the ids are arguments
+	if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return false, fmt.Errorf("looking up second-factor requirements: %w", err)
+	}
+	return n > 0, nil
 }
 
 // SetTOTPRequired says whether the users of a container must have a

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/qr"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
@@ -61,7 +60,7 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	keys := []string{"user:" + si.user.Username, "addr:" + clientIP(r)}
+	keys := throttleKeys(si.user.Username, r)
 	if until := s.throttle.locked(now, keys...); !until.IsZero() {
 		s.tooMany(w, r, until.Sub(now))
 		return
@@ -187,6 +186,17 @@ func (s *Server) totpSetup(w http.ResponseWriter, r *http.Request, si sessionInf
 		s.serverError(w, r, err)
 		return
 	}
+	// The password too: a session left open must not be enough to put
+	// someone else's authenticator on the account.
+	pwOK, answered := s.verifyCurrent(w, r, si.user, secret.New(r.PostFormValue("password")))
+	if answered {
+		return
+	}
+	if !pwOK {
+		p.Error = "The password is wrong."
+		s.showSetup(w, r, http.StatusBadRequest, p, sec, required)
+		return
+	}
 	step, ok := totp.Verify(sec, r.PostFormValue("totp"), s.now(), 0)
 	if !ok {
 		p.Error = "That code does not match. Scan the code again, or type the key in, and enter the code your app shows now."
@@ -234,11 +244,11 @@ func (s *Server) totpRemove(w http.ResponseWriter, r *http.Request, si sessionIn
 		s.render(w, r, http.StatusForbidden, "totp", p)
 		return
 	}
-	s.loginSlot <- struct{}{}
-	ok := auth.VerifyPassword(si.user.PasswordHash, secret.New(r.PostFormValue("password")))
-	<-s.loginSlot
+	ok, answered := s.verifyCurrent(w, r, si.user, secret.New(r.PostFormValue("password")))
+	if answered {
+		return
+	}
 	if !ok {
-		s.throttle.fail(s.now(), "user:"+si.user.Username)
 		p.Error = "The password is wrong."
 		p.Data = totpData{Enabled: true}
 		s.render(w, r, http.StatusBadRequest, "totp", p)

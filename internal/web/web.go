@@ -6,6 +6,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,6 +167,22 @@ func staticHandler(files fs.FS) http.Handler {
 	})
 }
 
+// Run removes expired sessions every ten minutes until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if err := s.st.DeleteExpiredSessions(ctx, s.now(), IdleTimeout); err != nil && ctx.Err() == nil {
+			s.log.Error("removing expired sessions failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // ServeHTTP sets the security headers and serves the page.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -285,17 +303,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	name := state.NormalizeUsername(r.PostFormValue("username"))
 	pw := secret.New(r.PostFormValue("password"))
+	keys := throttleKeys(name, r)
+	release, ok := s.passwordSlot(w, r)
+	if !ok {
+		return
+	}
+	defer release()
+	// The lock is checked with the slot held: attempts sent at once wait
+	// for the slot, and see the lock their predecessors set.
 	now := s.now()
-	keys := []string{"user:" + name, "addr:" + clientIP(r)}
 	if until := s.throttle.locked(now, keys...); !until.IsZero() {
 		s.tooMany(w, r, until.Sub(now))
 		return
 	}
-	select {
-	case s.loginSlot <- struct{}{}:
-		defer func() { <-s.loginSlot }()
-	case <-r.Context().Done():
-		return
+	if len(name) > 64 {
+		name = "" // no user has such a name; verify against the dummy
 	}
 	u, uerr := s.st.UserByName(r.Context(), name)
 	hash := auth.DummyHash
@@ -307,7 +329,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Verify even for an unknown name: the answer takes as long.
-	ok := auth.VerifyPassword(hash, pw) && uerr == nil && u.DisabledAt == nil && name != ""
+	ok = auth.VerifyPassword(hash, pw) && uerr == nil && u.DisabledAt == nil && name != ""
 	if !ok {
 		until := s.throttle.fail(now, keys...)
 		s.log.Info("failed login", "remote", clientIP(r))
@@ -344,6 +366,63 @@ const (
 	stagePassword = "password" // the second factor is still to come
 	stageFull     = "full"
 )
+
+// passwordSlot waits (at most 3 s) for one of the few Argon2id checks that
+// may run at once (each takes 64 MiB); a client cannot queue for ever.
+func (s *Server) passwordSlot(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	t := time.NewTimer(3 * time.Second)
+	defer t.Stop()
+	select {
+	case s.loginSlot <- struct{}{}:
+		return func() { <-s.loginSlot }, true
+	case <-t.C:
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "The hub is busy checking other logins; try again in a few seconds.", http.StatusServiceUnavailable)
+	case <-r.Context().Done():
+	}
+	return nil, false
+}
+
+// throttleKeys are the keys a login attempt counts under: the user name
+// (hashed: a long name costs no memory) and the client address (an IPv6
+// client by its /64, which one client has whole).
+func throttleKeys(name string, r *http.Request) []string {
+	h := sha256.Sum256([]byte(name))
+	return []string{"user:" + hex.EncodeToString(h[:16]), "addr:" + addrKey(clientIP(r))}
+}
+
+func addrKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
+// verifyCurrent checks a logged-in user's password again (to change it,
+// to change the second factor), under the same throttle as the login.
+func (s *Server) verifyCurrent(w http.ResponseWriter, r *http.Request, u state.User, pw secret.Secret) (ok, answered bool) {
+	keys := throttleKeys(u.Username, r)
+	release, got := s.passwordSlot(w, r)
+	if !got {
+		return false, true
+	}
+	defer release()
+	now := s.now()
+	if until := s.throttle.locked(now, keys...); !until.IsZero() {
+		s.tooMany(w, r, until.Sub(now))
+		return false, true
+	}
+	if !auth.VerifyPassword(u.PasswordHash, pw) {
+		s.throttle.fail(now, keys...)
+		return false, false
+	}
+	return true, false
+}
 
 // tooMany answers a locked account or address: HTTP 429 and a page that
 // says how long to wait.
@@ -508,16 +587,11 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, si sessi
 		return
 	}
 	now := s.now()
-	key := "user:" + si.user.Username
-	if until := s.throttle.locked(now, key); !until.IsZero() {
-		s.tooMany(w, r, until.Sub(now))
+	ok, answered := s.verifyCurrent(w, r, si.user, current)
+	if answered {
 		return
 	}
-	s.loginSlot <- struct{}{}
-	ok := auth.VerifyPassword(si.user.PasswordHash, current)
-	<-s.loginSlot
 	if !ok {
-		s.throttle.fail(now, key)
 		fail("The current password is wrong.")
 		return
 	}

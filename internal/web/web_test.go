@@ -103,8 +103,8 @@ type browser struct {
 
 func (ui *testUI) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	c := ui.srv.Client()
-	c.Jar = jar
+	shared := ui.srv.Client()
+	c := &http.Client{Transport: shared.Transport, Jar: jar} // a jar of its own: one browser each
 	c.Timeout = 30 * time.Second
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &browser{t: ui.t, ui: ui, c: c}
@@ -423,11 +423,14 @@ func TestSecondFactor(t *testing.T) {
 	}
 	key := secret.New(m[1])
 	csrf := csrfOf(t, body)
-	if resp, _ := b.post("/totp", url.Values{"csrf": {csrf}, "secret": {m[1]}, "totp": {"000000"}}); resp.StatusCode != 400 {
+	if resp, _ := b.post("/totp", url.Values{"csrf": {csrf}, "secret": {m[1]}, "totp": {"000000"}, "password": {pw}}); resp.StatusCode != 400 {
 		t.Fatalf("wrong setup code: %d", resp.StatusCode)
 	}
 	code, _ := totp.Code(key, ui.clock())
-	resp, body := b.post("/totp", url.Values{"csrf": {csrf}, "secret": {m[1]}, "totp": {code}})
+	if resp, _ := b.post("/totp", url.Values{"csrf": {csrf}, "secret": {m[1]}, "totp": {code}, "password": {"not it"}}); resp.StatusCode != 400 {
+		t.Fatalf("setup without the password: %d", resp.StatusCode)
+	}
+	resp, body := b.post("/totp", url.Values{"csrf": {csrf}, "secret": {m[1]}, "totp": {code}, "password": {pw}})
 	codes := recoveryRE.FindAllStringSubmatch(body, -1)
 	if resp.StatusCode != 200 || len(codes) != totp.RecoveryCodeCount {
 		t.Fatalf("setup: %d, %d recovery codes", resp.StatusCode, len(codes))
@@ -596,5 +599,30 @@ func TestPages(t *testing.T) {
 	}
 	if h, _ := ui.st.Alert(ctx, hiddenAlert); h.Status != "open" {
 		t.Error("the other tenant's alert changed")
+	}
+}
+
+// TestLoginBurst: failed logins sent all at once still lock the account:
+// the right password sent behind sixty wrong ones is refused.
+func TestLoginBurst(t *testing.T) {
+	ui := newTestUI(t)
+	const pw = "the right passphrase"
+	ui.user("alice", pw, false, nil)
+	_, body := ui.browser().get("/login")
+	_ = body
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := ui.browser()
+			b.login("alice", "wrong guess")
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	resp, _ := ui.browser().login("alice", pw)
+	wg.Wait()
+	if resp.StatusCode == 303 {
+		t.Fatal("the right password got in behind a burst of wrong ones")
 	}
 }
