@@ -54,6 +54,7 @@ type Engine struct {
 	byContainer map[int64][]*condition
 	rules       map[int64][]*rule
 	chains      map[int64][]int64
+	ruleChains  map[int64][]int64
 	labels      map[int64][]string
 	maint       []state.Maintenance
 	// open maps (condition, asset) to the open alerts' ids by item. A map
@@ -113,14 +114,15 @@ func New(cfg Config) *Engine {
 			Name: "sonde_hub_condition_errors_total",
 			Help: "Condition evaluations that failed (a type error in the data, a division by zero).",
 		}),
-		chains:    map[int64][]int64{},
-		labels:    map[int64][]string{},
-		open:      map[[2]int64]map[string]int64{},
-		notes:     map[noteKey]int64{},
-		condErrs:  map[int64]int{},
-		checks:    map[checkKey]*checkState{},
-		dropped:   map[int64]int64{},
-		dropUntil: map[int64]time.Time{},
+		chains:     map[int64][]int64{},
+		ruleChains: map[int64][]int64{},
+		labels:     map[int64][]string{},
+		open:       map[[2]int64]map[string]int64{},
+		notes:      map[noteKey]int64{},
+		condErrs:   map[int64]int{},
+		checks:     map[checkKey]*checkState{},
+		dropped:    map[int64]int64{},
+		dropUntil:  map[int64]time.Time{},
 	}
 	dropped := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sonde_hub_notifications_rate_limited_total",
@@ -257,6 +259,34 @@ func (e *Engine) chain(ctx context.Context, container int64) ([]int64, error) {
 	return c, nil
 }
 
+// ruleChain returns a container and the ancestors whose rules see its
+// events (cached; TreeChanged forgets).
+func (e *Engine) ruleChain(ctx context.Context, container int64) ([]int64, error) {
+	e.mu.Lock()
+	c, ok := e.ruleChains[container]
+	e.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := e.st.RuleChain(ctx, container)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.ruleChains[container] = c
+	e.mu.Unlock()
+	return c, nil
+}
+
+// TreeChanged forgets the cached container chains: call it when a
+// container starts or stops inheriting access.
+func (e *Engine) TreeChanged() {
+	e.mu.Lock()
+	e.chains = map[int64][]int64{}
+	e.ruleChains = map[int64][]int64{}
+	e.mu.Unlock()
+}
+
 func (e *Engine) assetLabels(ctx context.Context, asset int64) ([]string, error) {
 	e.mu.Lock()
 	l, ok := e.labels[asset]
@@ -378,18 +408,13 @@ func (e *Engine) Observe(ctx context.Context, t ingest.Target, cd *model.CheckDa
 		e.mu.Unlock()
 	}
 	if !acts.empty() {
-		e.apply(ctx, chain, labels, t.AssetName, &acts)
+		e.apply(ctx, labels, t.AssetName, &acts)
 	}
 }
 
 // Rejected raises an invalid-data notification for a result the hub
 // refused; the next valid result of the check closes it.
 func (e *Engine) Rejected(ctx context.Context, t ingest.Target, reason error) {
-	chain, err := e.chain(ctx, t.ContainerID)
-	if err != nil {
-		e.log.Error("recording refused data failed", "err", err)
-		return
-	}
 	labels, err := e.assetLabels(ctx, t.AssetID)
 	if err != nil {
 		e.log.Error("recording refused data failed", "err", err)
@@ -414,7 +439,7 @@ func (e *Engine) Rejected(ctx context.Context, t ingest.Target, reason error) {
 		Severity: int(model.SeverityLow),
 		Message:  truncate(fmt.Sprintf("a result of %s/%s on %s was refused: %v", t.Collector, t.Check, t.AssetName, reason), maxMessage),
 	})
-	e.apply(ctx, chain, labels, t.AssetName, &acts)
+	e.apply(ctx, labels, t.AssetName, &acts)
 }
 
 func checkSubject(t ingest.Target) string {
@@ -814,8 +839,16 @@ func (e *Engine) rulesFor(chain []int64) []*rule {
 // apply writes what an observation changed, with the deliveries it causes,
 // in one transaction; then updates the engine's memory. On failure nothing
 // changes, and the next result tries again.
-func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, assetName string, acts *actions) bool {
+func (e *Engine) apply(ctx context.Context, labels []string, assetName string, acts *actions) bool {
 	now := e.now()
+	// Rules and maintenance windows reach an event from the containers
+	// above it up to one that stops inheritance: a customer that stops
+	// it keeps its events from its MSP.
+	chain, err := e.ruleChain(ctx, acts.container)
+	if err != nil {
+		e.log.Error("recording alert changes failed: reading the container tree", "err", err)
+		return false
+	}
 	maintFor := func(assetID int64) bool { return e.inMaintenance(chain, assetID, now) }
 	rules := e.rulesFor(chain)
 	type opened struct {
@@ -827,7 +860,7 @@ func (e *Engine) apply(ctx context.Context, chain []int64, labels []string, asse
 	var closes []opened
 	noteOpens := map[noteKey]int64{}
 	var noteCloses []noteKey
-	err := e.st.InTx(ctx, func(tx *state.Tx) error {
+	err = e.st.InTx(ctx, func(tx *state.Tx) error {
 		opens, closes, noteCloses = opens[:0], closes[:0], noteCloses[:0]
 		clear(noteOpens)
 		for _, o := range acts.opens {
@@ -1008,17 +1041,13 @@ func (e *Engine) CloseAlert(ctx context.Context, id int64, reason, actor string)
 	if c, err := e.st.Condition(ctx, a.ConditionID); err == nil {
 		cond = c
 	}
-	chain, err := e.chain(ctx, a.ContainerID)
-	if err != nil {
-		return err
-	}
 	labels, err := e.assetLabels(ctx, a.AssetID)
 	if err != nil {
 		return err
 	}
 	acts := actions{container: a.ContainerID, asset: a.AssetID}
 	acts.closes = append(acts.closes, closeAction{cond: &condition{Condition: cond}, item: a.Item, id: a.ID, reason: reason, actor: actor})
-	if !e.apply(ctx, chain, labels, as.Name, &acts) {
+	if !e.apply(ctx, labels, as.Name, &acts) {
 		return errors.New("closing the alert failed; the hub's log has the details")
 	}
 	// Count afresh: a condition that still holds opens a new alert after

@@ -164,10 +164,6 @@ func (e *Engine) Sweep(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	for c, acts := range byContainer {
-		chain, err := e.chain(ctx, c)
-		if err != nil {
-			return err
-		}
 		// Labels only matter for notifications about one asset; apply
 		// each such notification with its asset's labels.
 		perAsset := map[int64]*actions{}
@@ -202,7 +198,7 @@ func (e *Engine) Sweep(ctx context.Context) error {
 					return err
 				}
 			}
-			e.apply(ctx, chain, labels, "", a)
+			e.apply(ctx, labels, "", a)
 		}
 	}
 	return nil

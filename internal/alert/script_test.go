@@ -236,6 +236,9 @@ func (s *script) command(line string) {
 			fmt.Errorf("%s", s.unquote(w[3])))
 	case "sweep":
 		s.check(s.e.Sweep(s.ctx))
+	case "inherit":
+		s.check(s.st.SetInheritAccess(s.ctx, s.container(w[1]), w[2] == "on"))
+		s.e.TreeChanged()
 	case "appliance":
 		s.appliance(w[1], w[2], s.args(w[3:]))
 	case "expect":

@@ -260,3 +260,48 @@ func checkPrometheusIsolation(t *testing.T, th *testHub, tok, marker string, ts 
 		t.Errorf("admin query does not see the series: %d %s", code, out)
 	}
 }
+
+// TestStopInheritanceAPI: a customer container that stops inheritance is
+// out of reach of its MSP's tokens too (the web UI hides it from the MSP's
+// users): assets, results, series and alerts.
+func TestStopInheritanceAPI(t *testing.T) {
+	th := startHub(t, t.TempDir())
+	msp := th.newContainer(1, "msp")
+	acme := th.newContainer(msp, "acme")
+	mspTok := th.newToken(msp, "READ", "API", "ASSET_MANAGEMENT", "CONTAINER_ADMIN", "CONTAINER_TOKENS", "INSERT_CHECK_DATA")
+	acmeTok := th.newToken(acme, agentPerms...)
+	asset := th.agentSetup(acmeTok, "acme-db")
+	ts := time.Now().Unix()
+	th.must(204, acmeTok, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/cpu", asset),
+		fmt.Sprintf(`{"timestamp":%d,"data":{"cpu":[{"name":"c","usage":12.5}]}}`, ts), nil)
+	th.must(200, mspTok, "GET", fmt.Sprintf("/api/v1/asset/%d", asset), nil, nil)
+
+	if err := th.hub.st.SetInheritAccess(context.Background(), acme, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		fmt.Sprintf("/api/v1/asset/%d", asset),
+		fmt.Sprintf("/api/v1/asset/%d/collector/linux/check/cpu", asset),
+		fmt.Sprintf("/api/v1/container/%d", acme),
+		fmt.Sprintf("/api/v1/container/%d/assets", acme),
+	} {
+		if code, out := th.do(mspTok, "GET", p, nil); code != 404 {
+			t.Errorf("the MSP's token reads %s of a customer that stopped inheritance: %d %s", p, code, out)
+		}
+	}
+	if code, _ := th.do(mspTok, "POST", fmt.Sprintf("/api/v1/container/%d/token", acme), map[string]any{"name": "x", "permissions": []string{"READ"}}); code != 404 {
+		t.Errorf("the MSP's token makes a token in the customer's container: %d", code)
+	}
+	code, out := th.do(mspTok, "GET", "/prometheus/api/v1/query?"+url.Values{"query": {"sonde_cpu_usage"}, "time": {fmt.Sprint(ts)}}.Encode(), nil)
+	if code != 200 || strings.Contains(string(out), "acme-db") {
+		t.Errorf("the MSP's token queries the customer's series: %d %s", code, out)
+	}
+	var assets []map[string]any
+	th.must(200, mspTok, "GET", fmt.Sprintf("/api/v1/container/%d/assets", msp), nil, &assets)
+	// The customer's own token still works.
+	th.must(200, acmeTok, "GET", fmt.Sprintf("/api/v1/asset/%d", asset), nil, nil)
+	code, out = th.do(acmeTok, "GET", "/prometheus/api/v1/query?"+url.Values{"query": {"sonde_cpu_usage"}, "time": {fmt.Sprint(ts)}}.Encode(), nil)
+	if code != 200 || !strings.Contains(string(out), "acme-db") {
+		t.Errorf("the customer's own token does not see its series: %d %s", code, out)
+	}
+}

@@ -96,17 +96,52 @@ WITH RECURSIVE up (id, parent_id) AS (
 )
 `
 
-// Within reports whether container id is root or lies below it.
+// Within reports whether container id is root or lies below it, with no
+// container between them (root excluded, id included) that stops
+// inheritance: a customer that stops inheritance is out of its parents'
+// reach, tokens included.
 func (s *Store) Within(ctx context.Context, id, root int64) (bool, error) {
 	if id == root {
 		return true, nil
 	}
 	var n int
-	err := s.r.QueryRowContext(ctx, ancestorsCTE+`SELECT COUNT(*) FROM up WHERE id = $2`, id, root).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `
+WITH RECURSIVE up (id, parent_id, inherit) AS (
+    SELECT id, parent_id, inherit_access FROM containers WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.parent_id, c.inherit_access FROM containers c JOIN up ON c.id = up.parent_id WHERE up.id <> $2
+)
+SELECT (SELECT COUNT(*) FROM up WHERE id = $2) - (SELECT COUNT(*) FROM up WHERE id <> $2 AND inherit = 0)`, id, root).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("checking container %d against %d: %w", id, root, err)
 	}
 	return n > 0, nil
+}
+
+// RuleChain returns a container and the ancestors whose rules see its
+// events: up to the first container (from the bottom) that stops
+// inheritance, included.
+func (s *Store) RuleChain(ctx context.Context, id int64) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `
+WITH RECURSIVE up (id, parent_id, inherit, depth) AS (
+    SELECT id, parent_id, inherit_access, 0 FROM containers WHERE id = $1
+    UNION ALL
+    SELECT c.id, c.parent_id, c.inherit_access, up.depth + 1 FROM containers c JOIN up ON c.id = up.parent_id WHERE up.inherit = 1
+)
+SELECT id FROM up ORDER BY depth`, id)
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers above %d: %w", id, err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var c int64
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		ids = append(ids, c)
+	}
+	return ids, rows.Err()
 }
 
 // Ancestors returns id and the ids of the containers above it, nearest
@@ -144,13 +179,14 @@ func (s *Store) Depth(ctx context.Context, id int64) (int, error) {
 	return n, nil
 }
 
-// Subtree returns root and the ids of every container below it, sorted.
+// Subtree returns root and the ids of every container below it, sorted,
+// without the containers that stop inheritance and what is below them.
 func (s *Store) Subtree(ctx context.Context, root int64) ([]int64, error) {
 	rows, err := s.r.QueryContext(ctx, `
 WITH RECURSIVE down (id) AS (
     SELECT id FROM containers WHERE id = $1
     UNION ALL
-    SELECT c.id FROM containers c JOIN down ON c.parent_id = down.id
+    SELECT c.id FROM containers c JOIN down ON c.parent_id = down.id WHERE c.inherit_access = 1
 )
 SELECT id FROM down`, root)
 	if err != nil {

@@ -302,13 +302,13 @@ func (s *Store) AuthToken(ctx context.Context, hash string, now time.Time) (t To
 // needs before it is stored: its asset, whether the asset lies within the
 // caller's container, whether the collector is on it, and its checks.
 const checkTargetSQL = `
-WITH RECURSIVE up (id, parent_id) AS (
-    SELECT c.id, c.parent_id FROM containers c JOIN assets a ON a.container_id = c.id WHERE a.id = $1
+WITH RECURSIVE up (id, parent_id, inherit) AS (
+    SELECT c.id, c.parent_id, c.inherit_access FROM containers c JOIN assets a ON a.container_id = c.id WHERE a.id = $1
     UNION ALL
-    SELECT c.id, c.parent_id FROM containers c JOIN up ON c.id = up.parent_id
+    SELECT c.id, c.parent_id, c.inherit_access FROM containers c JOIN up ON c.id = up.parent_id WHERE up.id <> $2
 )
 SELECT a.container_id, a.name, a.kind,
-       (SELECT COUNT(*) FROM up WHERE id = $2),
+       (SELECT COUNT(*) FROM up WHERE id = $2) - (SELECT COUNT(*) FROM up WHERE id <> $2 AND inherit = 0),
        (SELECT COUNT(*) FROM asset_collectors WHERE asset_id = $1 AND collector = $3),
        (SELECT COUNT(*) FROM check_results WHERE asset_id = $1),
        (SELECT COUNT(*) FROM check_results WHERE asset_id = $1 AND collector = $3 AND check_key = $4)
