@@ -667,6 +667,32 @@ func (e *Engine) evaluate(t ingest.Target, cd *model.CheckData, conds []*conditi
 			e.conditionHealth(t, c, errs[i], errItems[i], acts)
 		}
 	}
+	// An expression condition forgets the counts of items gone from the
+	// result (renamed processes, interfaces) unless their alert is open:
+	// otherwise they would fill MaxTrackedItems for good.
+	for i, c := range conds {
+		m := cs.ticks[c.ID]
+		typ := cur[c.Type]
+		if c.Kind != KindExpression || len(m) == 0 || typ == nil {
+			continue
+		}
+		p, ok := present[c.Type]
+		if !ok {
+			p = make(map[string]bool, len(typ.Items))
+			for j := range typ.Items {
+				p[typ.Items[j].Name] = true
+			}
+			present[c.Type] = p
+		}
+		for item := range m {
+			if !p[item] && openSnap[i][item] == 0 {
+				delete(m, item)
+			}
+		}
+		if len(m) == 0 {
+			delete(cs.ticks, c.ID)
+		}
+	}
 	e.limitHealth(t, overBudget, acts)
 	// Bound the writes one result causes: the changes beyond the cap keep
 	// their counts (and are found again) and happen with the next results.

@@ -215,7 +215,7 @@ func (o *Outbox) sendRule(ctx context.Context, ruleID int64) {
 		// A slow receiver that answers holds one worker for at most a
 		// minute at a time.
 		if ctx.Err() != nil || time.Since(start) > time.Minute {
-			return
+			break // still defer below when the receiver failed
 		}
 		prev := d.Attempts
 		if r.Disabled {

@@ -366,10 +366,15 @@ func tenantOf(chain []int64, container int64) int64 {
 }
 
 func queueAlert(tx *state.Tx, lim *ruleLimiter, rules []*rule, chain []int64, labels []string, a state.Alert, asset, cond, event string, inMaint bool, now time.Time) error {
-	var match []*rule
-	for _, r := range rules {
-		if r.matchAlert(a, labels) {
-			match = append(match, r)
+	// A closing goes to the rules that sent the opening (queue checks),
+	// even if they would no longer match (labels or the rule changed).
+	match := rules
+	if !strings.HasSuffix(event, ".close") {
+		match = nil
+		for _, r := range rules {
+			if r.matchAlert(a, labels) {
+				match = append(match, r)
+			}
 		}
 	}
 	if len(match) == 0 {
@@ -385,10 +390,13 @@ func queueAlert(tx *state.Tx, lim *ruleLimiter, rules []*rule, chain []int64, la
 }
 
 func queueNotification(tx *state.Tx, lim *ruleLimiter, rules []*rule, chain []int64, labels []string, n state.Notification, event string, inMaint bool, now time.Time) error {
-	var match []*rule
-	for _, r := range rules {
-		if r.matchNotification(n, labels) {
-			match = append(match, r)
+	match := rules // a closing: see queueAlert
+	if !strings.HasSuffix(event, ".close") {
+		match = nil
+		for _, r := range rules {
+			if r.matchNotification(n, labels) {
+				match = append(match, r)
+			}
 		}
 	}
 	if len(match) == 0 {

@@ -425,11 +425,10 @@ func (h *Hub) firstUser(ctx context.Context, root int64) error {
 		return err
 	}
 	now := time.Now()
-	id, err := h.st.CreateUser(ctx, state.User{Username: "admin", PasswordHash: hash, MustChange: true}, now)
-	if err != nil {
-		return err
+	if h.cfg.Now != nil {
+		now = h.cfg.Now()
 	}
-	if err := h.st.AddMembership(ctx, state.Membership{UserID: id, ContainerID: root, Permissions: uint64(auth.All)}, now); err != nil {
+	if _, err := h.st.CreateUserWith(ctx, state.User{Username: "admin", PasswordHash: hash, MustChange: true}, root, uint64(auth.All), now); err != nil {
 		return err
 	}
 	fmt.Fprintf(h.cfg.Out, "First start: the web UI's first user is \"admin\"; its one-time password is in %s (readable by you only; change it at the first login).\n", path)

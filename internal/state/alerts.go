@@ -217,16 +217,8 @@ func scanAlert(row interface{ Scan(...any) error }) (Alert, error) {
 	err := row.Scan(&a.ID, &a.ContainerID, &a.AssetID, &a.ConditionID, &a.Item, &a.Severity, &a.Status, &a.Message,
 		&a.AssignedTo, &opened, &closed, &a.CloseReason)
 	a.OpenedAt = time.Unix(opened, 0).UTC()
-	a.ClosedAt = ptrTime(closed)
+	a.ClosedAt = timePtr(closed)
 	return a, err
-}
-
-func ptrTime(n sql.NullInt64) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := time.Unix(n.Int64, 0).UTC()
-	return &t
 }
 
 // Alert reads one alert.
@@ -348,7 +340,7 @@ func scanNotification(row interface{ Scan(...any) error }) (Notification, error)
 	var opened int64
 	err := row.Scan(&n.ID, &n.ContainerID, &asset, &appliance, &n.Kind, &n.Subject, &n.Severity, &n.Status, &n.Message, &opened, &closed)
 	n.AssetID, n.ApplianceID = ptrInt(asset), ptrInt(appliance)
-	n.OpenedAt, n.ClosedAt = time.Unix(opened, 0).UTC(), ptrTime(closed)
+	n.OpenedAt, n.ClosedAt = time.Unix(opened, 0).UTC(), timePtr(closed)
 	return n, err
 }
 
@@ -631,7 +623,7 @@ func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
 	err := row.Scan(&d.ID, &d.RuleID, &d.ContainerID, &d.EventKey, &d.Event, &payload, &d.Status, &d.Attempts, &next,
 		&d.LastStatus, &d.LastError, &created, &delivered)
 	d.Payload = []byte(payload)
-	d.NextAttemptAt, d.CreatedAt, d.DeliveredAt = time.Unix(next, 0).UTC(), time.Unix(created, 0).UTC(), ptrTime(delivered)
+	d.NextAttemptAt, d.CreatedAt, d.DeliveredAt = time.Unix(next, 0).UTC(), time.Unix(created, 0).UTC(), timePtr(delivered)
 	return d, err
 }
 
@@ -983,7 +975,12 @@ func (s *Store) Prune(ctx context.Context, now time.Time, r Retention) (int64, e
 	}{
 		{`DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE status = 'closed' AND closed_at < $1 LIMIT 5000)`, r.ClosedAlerts},
 		{`DELETE FROM notifications WHERE id IN (SELECT id FROM notifications WHERE status = 'closed' AND closed_at < $1 LIMIT 5000)`, r.ClosedNotifications},
-		{`DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending' AND created_at < $1 LIMIT 5000)`, r.FinishedDeliveries},
+		// The delivery of an opening is kept while its alert or
+		// notification is open: the closing goes to the rules it shows.
+		{`DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status <> 'pending' AND d.created_at < $1
+  AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.status = 'open' AND d.event_key = 'alert.open:' || a.id)
+  AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.status = 'open' AND d.event_key = 'notification.open:' || n.id)
+  LIMIT 5000)`, r.FinishedDeliveries},
 	} {
 		// In batches: the writer is shared with ingest.
 		for {

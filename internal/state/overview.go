@@ -103,7 +103,7 @@ FROM assets a WHERE a.container_id = $1 ORDER BY a.name, a.id`, container)
 			&a.Errors, &a.Checks, &last, &labels); err != nil {
 			return nil, fmt.Errorf("listing the assets of container %d: %w", container, err)
 		}
-		a.CreatedAt, a.LastSeen = time.Unix(created, 0).UTC(), ptrTime(last)
+		a.CreatedAt, a.LastSeen = time.Unix(created, 0).UTC(), timePtr(last)
 		if labels != "" {
 			a.Labels = strings.Split(labels, ",")
 			sort.Strings(a.Labels)
@@ -134,7 +134,7 @@ FROM check_results WHERE asset_id = $1 ORDER BY collector, check_key`, asset)
 			&r.Duration, &r.Version); err != nil {
 			return nil, fmt.Errorf("reading the results of asset %d: %w", asset, err)
 		}
-		r.ReceivedAt, r.ChangedAt, r.LastSeenAt = time.Unix(received, 0).UTC(), time.Unix(changed, 0).UTC(), ptrTime(lastSeen)
+		r.ReceivedAt, r.ChangedAt, r.LastSeenAt = time.Unix(received, 0).UTC(), time.Unix(changed, 0).UTC(), timePtr(lastSeen)
 		if data.Valid {
 			r.Data = []byte(data.String)
 		}

@@ -41,7 +41,7 @@ func (s *Store) scanUser(row interface{ Scan(...any) error }) (User, error) {
 		return u, err
 	}
 	u.MustChange = must != 0
-	u.CreatedAt, u.DisabledAt = time.Unix(created, 0).UTC(), ptrTime(disabled)
+	u.CreatedAt, u.DisabledAt = time.Unix(created, 0).UTC(), timePtr(disabled)
 	return u, nil
 }
 
@@ -220,12 +220,6 @@ func (s *Store) TouchSession(ctx context.Context, hash string, at time.Time) err
 	return nil
 }
 
-// SetSessionStage moves a session on (after the second factor).
-func (s *Store) SetSessionStage(ctx context.Context, hash, stage string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE sessions SET stage = $1 WHERE id_hash = $2`, stage, hash)
-	return affected(res, err, "session")
-}
-
 // DeleteSession ends a session.
 func (s *Store) DeleteSession(ctx context.Context, hash string) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE id_hash = $1`, hash); err != nil {
@@ -372,4 +366,26 @@ func (s *Store) TOTPRequired(ctx context.Context, containers []int64) (bool, err
 func (s *Store) SetTOTPRequired(ctx context.Context, container int64, required bool) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE containers SET require_totp = $1 WHERE id = $2`, boolInt(required), container)
 	return affected(res, err, fmt.Sprintf("container %d", container))
+}
+
+// CreateUserWith adds a user with one membership, in one transaction.
+func (s *Store) CreateUserWith(ctx context.Context, u User, container int64, perms uint64, now time.Time) (int64, error) {
+	totp, err := sealSecret(s.sealer, u.TOTPSecret, aadTOTPSecret)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO users (username, password_hash, must_change, totp_secret, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, NormalizeUsername(u.Username), u.PasswordHash, boolInt(u.MustChange), totp, now.Unix()).Scan(&id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO memberships (user_id, container_id, permissions, created_at) VALUES ($1, $2, $3, $4)`,
+			id, container, perms, now.Unix())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("creating user %q: %w", u.Username, err)
+	}
+	return id, nil
 }

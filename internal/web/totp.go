@@ -59,8 +59,15 @@ func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request) {
 			Error: "The form expired; enter the code again."})
 		return
 	}
-	now := s.now()
 	keys := throttleKeys(si.user.Username, r)
+	// One check at a time, the lock read with the slot held, as for the
+	// password: guesses sent at once cannot all pass the lock.
+	release, got := s.passwordSlot(w, r)
+	if !got {
+		return
+	}
+	defer release()
+	now := s.now()
 	if until := s.throttle.locked(now, keys...); !until.IsZero() {
 		s.tooMany(w, r, until.Sub(now))
 		return
