@@ -274,7 +274,7 @@ func (o *Outbox) attempt(ctx context.Context, r state.Rule, d state.Delivery) st
 	switch r.Channel {
 	case ChannelWebhook:
 		var resp notify.Response
-		resp, err = o.cfg.Webhook.Send(ctx, r.URL, r.Secret, deliveryID(r.ID, d.EventKey), d.Payload)
+		resp, err = o.cfg.Webhook.Send(ctx, r.URL, r.Secret, DeliveryID(r.ID, d.EventKey), d.Payload)
 		d.LastStatus = resp.Status
 	case ChannelEmail:
 		if o.cfg.Mailer == nil {
@@ -295,7 +295,7 @@ func (o *Outbox) attempt(ctx context.Context, r state.Rule, d state.Delivery) st
 			err = notify.Permanent(rerr)
 			break
 		}
-		msgID := strings.NewReplacer(":", ".", "_", "-").Replace(deliveryID(r.ID, d.EventKey))
+		msgID := strings.NewReplacer(":", ".", "_", "-").Replace(DeliveryID(r.ID, d.EventKey))
 		err = o.cfg.Mailer.Send(ctx, r.Recipients, subject, text, "sonde."+msgID)
 	default:
 		err = notify.Permanent(fmt.Errorf("unknown channel %q", r.Channel))
@@ -319,9 +319,9 @@ func (o *Outbox) attempt(ctx context.Context, r state.Rule, d state.Delivery) st
 	return d
 }
 
-// deliveryID names a delivery for receivers to deduplicate on; it is the
+// DeliveryID names a delivery for receivers to deduplicate on; it is the
 // same in every attempt.
-func deliveryID(rule int64, eventKey string) string { return fmt.Sprintf("%d-%s", rule, eventKey) }
+func DeliveryID(rule int64, eventKey string) string { return fmt.Sprintf("%d-%s", rule, eventKey) }
 
 // renderEmail writes the subject and text of an e-mail from a delivery's
 // payload.

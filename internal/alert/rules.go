@@ -334,7 +334,7 @@ func queue(tx *state.Tx, lim *ruleLimiter, rules []*rule, ev Event, eventKey str
 		case !lim.allow(limitKey{r.ID, tenantOf(chain, 0)}, now):
 			continue // counted and logged by the limiter
 		}
-		ev.DeliveryID = fmt.Sprintf("%d-%s", r.ID, eventKey)
+		ev.DeliveryID = DeliveryID(r.ID, eventKey)
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf) // escapes <, > and &: receivers may show the body as HTML
 		if err := enc.Encode(ev); err != nil {

@@ -1024,7 +1024,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request, p principal
 	out := make([]deliveryJSON, 0, len(ds))
 	for _, d := range ds {
 		j := deliveryJSON{
-			DeliveryID: fmt.Sprintf("%d-%s", rule.ID, d.EventKey), Event: d.Event, Status: d.Status, Attempts: d.Attempts,
+			DeliveryID: alert.DeliveryID(rule.ID, d.EventKey), Event: d.Event, Status: d.Status, Attempts: d.Attempts,
 			LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt,
 		}
 		if d.Status == "pending" {

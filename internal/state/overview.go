@@ -147,3 +147,37 @@ FROM check_results WHERE asset_id = $1 ORDER BY collector, check_key`, asset)
 	}
 	return out, rows.Err()
 }
+
+// AssetNames returns the names of the given assets (those that exist).
+func (s *Store) AssetNames(ctx context.Context, ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), 500) // within SQLite's variable limit
+		args := make([]any, n)
+		ph := make([]string, n)
+		for i, id := range ids[:n] {
+			args[i] = id
+			ph[i] = fmt.Sprintf("$%d", i+1)
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT id, name FROM assets WHERE id IN (`+strings.Join(ph, ", ")+`)`, args...) // #nosec G202 -- only $N placeholders are joined
+		if err != nil {
+			return nil, fmt.Errorf("reading asset names: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var name string
+			if err := rows.Scan(&id, &name); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = name
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}

@@ -370,13 +370,18 @@ func (s *Server) alertsPage(w http.ResponseWriter, r *http.Request, si sessionIn
 		s.serverError(w, r, err)
 		return
 	}
-	names := map[int64]string{}
+	seen := map[int64]bool{}
+	var assetIDs []int64
 	for _, a := range as {
-		if _, ok := names[a.AssetID]; !ok {
-			if asset, err := s.st.Asset(r.Context(), a.AssetID); err == nil {
-				names[a.AssetID] = asset.Name
-			}
+		if !seen[a.AssetID] {
+			seen[a.AssetID] = true
+			assetIDs = append(assetIDs, a.AssetID)
 		}
+	}
+	names, err := s.st.AssetNames(r.Context(), assetIDs)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
 	}
 	rows := alertRows(as, names)
 	s.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", User: si.user.Username, CSRF: si.session.CSRF,
