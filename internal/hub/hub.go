@@ -244,7 +244,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	})
 	h.web, err = web.New(web.Config{State: h.st, Logger: cfg.Logger.With("part", "web"), Now: cfg.Now,
 		AdminPasswordFile: filepath.Join(cfg.DataDir, AdminPasswordFile), Version: cfg.Version,
-		Series: h.series, Alerts: h.alerts})
+		Series: h.series, Alerts: h.alerts, Appliances: webAppliances(h.stream)})
 	if err != nil {
 		return nil, err
 	}
@@ -463,6 +463,15 @@ func writeSecretFile(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// webAppliances is the stream server for the web UI, or nil (not a nil
+// pointer in an interface) when the hub serves no stream.
+func webAppliances(s *stream.Server) web.Appliances {
+	if s == nil {
+		return nil
+	}
+	return s
 }
 
 // mailer builds the SMTP client of e-mail rules; nil when none is

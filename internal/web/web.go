@@ -72,20 +72,24 @@ type Config struct {
 	Series tsstore.Store
 	// Alerts closes alerts by hand.
 	Alerts *alert.Engine
+	// Appliances reports on connected appliances; nil when the hub
+	// serves no stream.
+	Appliances Appliances
 }
 
 // Server serves the web UI.
 type Server struct {
-	st        *state.Store
-	series    tsstore.Store
-	alerts    *alert.Engine
-	log       *slog.Logger
-	now       func() time.Time
-	cfg       Config
-	pages     map[string]*template.Template
-	mux       *http.ServeMux
-	throttle  *throttle
-	loginSlot chan struct{} // bounds the Argon2id checks running at once
+	st         *state.Store
+	series     tsstore.Store
+	alerts     *alert.Engine
+	appliances Appliances
+	log        *slog.Logger
+	now        func() time.Time
+	cfg        Config
+	pages      map[string]*template.Template
+	mux        *http.ServeMux
+	throttle   *throttle
+	loginSlot  chan struct{} // bounds the Argon2id checks running at once
 }
 
 // New builds the web UI.
@@ -97,7 +101,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{
-		st: cfg.State, series: cfg.Series, alerts: cfg.Alerts, log: cfg.Logger, now: cfg.Now, cfg: cfg,
+		st: cfg.State, series: cfg.Series, alerts: cfg.Alerts, appliances: cfg.Appliances, log: cfg.Logger, now: cfg.Now, cfg: cfg,
 		throttle: newThrottle(), loginSlot: make(chan struct{}, 2),
 	}
 	if err := s.parseTemplates(); err != nil {
@@ -147,6 +151,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /asset/{id}", s.withSession(s.assetPage, 0))
 	m.HandleFunc("GET /asset/{id}/chart", s.withSession(s.chartPage, 0))
 	m.HandleFunc("GET /alerts", s.withSession(s.alertsPage, 0))
+	m.HandleFunc("GET /notifications", s.withSession(s.notificationsPage, 0))
+	m.HandleFunc("GET /appliances", s.withSession(s.appliancesPage, 0))
 	m.HandleFunc("POST /alert/{id}/{action}", s.withSession(s.alertAction, 0))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found"})

@@ -626,3 +626,42 @@ func TestLoginBurst(t *testing.T) {
 		t.Fatal("the right password got in behind a burst of wrong ones")
 	}
 }
+
+// TestListPages: notifications and appliances of the containers a user
+// sees, and of no other.
+func TestListPages(t *testing.T) {
+	ui := newTestUI(t)
+	ctx := context.Background()
+	acme, _ := ui.st.CreateContainer(ctx, ui.root, "acme")
+	other, _ := ui.st.CreateContainer(ctx, ui.root, "other")
+	asset, _ := ui.st.CreateAsset(ctx, acme, "db")
+	for _, c := range []struct {
+		container int64
+		msg       string
+	}{{acme, "check linux/disk on <b>db</b> failed"}, {other, "other-tenant-note"}} {
+		n := state.Notification{ContainerID: c.container, Kind: "check_error", Subject: fmt.Sprint(c.container), Severity: 0, Message: c.msg, OpenedAt: ui.clock()}
+		if c.container == acme {
+			n.AssetID = &asset
+		}
+		if err := ui.st.InTx(ctx, func(tx *state.Tx) error { _, _, err := tx.OpenNotification(n); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ui.st.CreateAppliance(ctx, state.Appliance{ContainerID: acme, Name: "acme-probe"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ui.st.CreateAppliance(ctx, state.Appliance{ContainerID: other, Name: "other-probe"}); err != nil {
+		t.Fatal(err)
+	}
+	ui.user("viewer", "viewer passphrase ok", false, map[int64]auth.Permission{acme: auth.Read})
+	b := ui.browser()
+	b.login("viewer", "viewer passphrase ok")
+	resp, body := b.get("/notifications")
+	if resp.StatusCode != 200 || !strings.Contains(body, "&lt;b&gt;db&lt;/b&gt;") || strings.Contains(body, "other-tenant-note") || !strings.Contains(body, "HIGH") {
+		t.Errorf("notifications page: %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = b.get("/appliances")
+	if resp.StatusCode != 200 || !strings.Contains(body, "acme-probe") || strings.Contains(body, "other-probe") || !strings.Contains(body, "disconnected") {
+		t.Errorf("appliances page: %d\n%s", resp.StatusCode, body)
+	}
+}
