@@ -153,6 +153,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /alerts", s.withSession(s.alertsPage, 0))
 	m.HandleFunc("GET /notifications", s.withSession(s.notificationsPage, 0))
 	m.HandleFunc("GET /appliances", s.withSession(s.appliancesPage, 0))
+	m.HandleFunc("GET /tokens", s.withSession(s.tokensPage, 0))
+	m.HandleFunc("POST /tokens", s.withSession(s.createToken, 0))
+	m.HandleFunc("POST /token/{id}/revoke", s.withSession(s.revokeToken, 0))
 	m.HandleFunc("POST /alert/{id}/{action}", s.withSession(s.alertAction, 0))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found"})

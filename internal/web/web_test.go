@@ -665,3 +665,51 @@ func TestListPages(t *testing.T) {
 		t.Errorf("appliances page: %d\n%s", resp.StatusCode, body)
 	}
 }
+
+// TestTokensPage: a token is shown once, only the permissions the user
+// holds can be given, and only tokens of the user's containers revoked.
+func TestTokensPage(t *testing.T) {
+	ui := newTestUI(t)
+	ctx := context.Background()
+	acme, _ := ui.st.CreateContainer(ctx, ui.root, "acme")
+	other, _ := ui.st.CreateContainer(ctx, ui.root, "other")
+	otherTok, _ := ui.st.CreateToken(ctx, state.Token{ContainerID: other, Name: "other-token", Hash: "00", Permissions: uint64(auth.Read)})
+	ui.user("admin2", "admin two passphrase", false, map[int64]auth.Permission{acme: auth.Read | auth.API | auth.ContainerTokens})
+	b := ui.browser()
+	b.login("admin2", "admin two passphrase")
+	_, body := b.get("/tokens")
+	if strings.Contains(body, "other-token") || !strings.Contains(body, `value="`+fmt.Sprint(acme)+`"`) {
+		t.Fatalf("tokens page:\n%s", body)
+	}
+	csrf := csrfOf(t, body)
+	form := url.Values{"csrf": {csrf}, "name": {"agent <x>"}, "container": {fmt.Sprint(acme)}, "permissions": {"READ", "WEBHOOKS"}, "days": {"30"}}
+	if resp, body := b.post("/tokens", form); resp.StatusCode != 400 || !strings.Contains(body, "WEBHOOKS") {
+		t.Fatalf("a permission the user lacks: %d", resp.StatusCode)
+	}
+	form["permissions"] = []string{"READ", "API"}
+	resp, body := b.post("/tokens", form)
+	m := regexp.MustCompile(`id="new-token">([0-9a-f]{32})<`).FindStringSubmatch(body)
+	if resp.StatusCode != 201 || m == nil || !strings.Contains(body, "agent &lt;x&gt;") {
+		t.Fatalf("create: %d\n%s", resp.StatusCode, body)
+	}
+	tok, valid, err := ui.st.AuthToken(ctx, auth.HashToken(secret.New(m[1])), ui.clock())
+	if err != nil || !valid || tok.ContainerID != acme || auth.Permission(tok.Permissions) != auth.Read|auth.API || tok.ExpiresAt == nil {
+		t.Fatalf("stored token: %+v %v %v", tok, valid, err)
+	}
+	if _, body := b.get("/tokens"); strings.Contains(body, m[1]) {
+		t.Fatal("the token is shown again")
+	}
+	form["container"] = []string{fmt.Sprint(other)}
+	if resp, _ := b.post("/tokens", form); resp.StatusCode != 400 {
+		t.Errorf("a token in another tenant's container: %d", resp.StatusCode)
+	}
+	if resp, _ := b.post(fmt.Sprintf("/token/%d/revoke", otherTok), url.Values{"csrf": {csrf}}); resp.StatusCode != 404 {
+		t.Errorf("revoking another tenant's token: %d", resp.StatusCode)
+	}
+	if resp, _ := b.post(fmt.Sprintf("/token/%d/revoke", tok.ID), url.Values{"csrf": {csrf}}); resp.StatusCode != 303 {
+		t.Errorf("revoke: %d", resp.StatusCode)
+	}
+	if _, valid, _ := ui.st.AuthToken(ctx, auth.HashToken(secret.New(m[1])), ui.clock()); valid {
+		t.Error("a revoked token still authenticates")
+	}
+}
