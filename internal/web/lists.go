@@ -16,8 +16,8 @@ type Appliances interface {
 }
 
 // readable lists the containers the user may read, sorted.
-func (s *Server) readable(r *http.Request, u state.User) ([]int64, error) {
-	_, perms, err := s.visible(r, u)
+func (s *Server) readable(r *http.Request, si sessionInfo) ([]int64, error) {
+	_, perms, err := s.visible(r, si)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +41,7 @@ type notificationRow struct {
 // GET /notifications?status=open|closed: what is wrong with the
 // monitoring itself, in every container the user sees.
 func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	ids, err := s.readable(r, si.user)
+	ids, err := s.readable(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -76,7 +76,7 @@ type applianceRow struct {
 // GET /appliances: the appliances of every container the user sees, with
 // what the connected ones report.
 func (s *Server) appliancesPage(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	ids, err := s.readable(r, si.user)
+	ids, err := s.readable(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

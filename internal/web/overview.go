@@ -24,8 +24,31 @@ func severityNames() [8]string {
 	return [8]string{"EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"}
 }
 
-// visible computes the containers a user sees, with their permissions.
-func (s *Server) visible(r *http.Request, u state.User) ([]state.TreeNode, map[int64]auth.Permission, error) {
+// visibleSet is what a user sees: the container tree and the user's
+// permissions on each visible container. It is computed once per request.
+type visibleSet struct {
+	done  bool
+	tree  []state.TreeNode
+	perms map[int64]auth.Permission
+	err   error
+}
+
+// visible computes the containers the session's user sees, with their
+// permissions, once per request.
+func (s *Server) visible(r *http.Request, si sessionInfo) ([]state.TreeNode, map[int64]auth.Permission, error) {
+	v := si.view
+	if v == nil {
+		v = &visibleSet{}
+	}
+	if v.done {
+		return v.tree, v.perms, v.err
+	}
+	v.done = true
+	v.tree, v.perms, v.err = s.computeVisible(r, si.user)
+	return v.tree, v.perms, v.err
+}
+
+func (s *Server) computeVisible(r *http.Request, u state.User) ([]state.TreeNode, map[int64]auth.Permission, error) {
 	tree, err := s.st.Tree(r.Context())
 	if err != nil {
 		return nil, nil, err
@@ -51,7 +74,7 @@ func (s *Server) visible(r *http.Request, u state.User) ([]state.TreeNode, map[i
 // GET /: the container tree the user sees, each with the health of its
 // subtree.
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	tree, perms, err := s.visible(r, si.user)
+	tree, perms, err := s.visible(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

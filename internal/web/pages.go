@@ -25,7 +25,7 @@ import (
 // access returns the user's permissions on a container; ok is false (and
 // a 404 page is written) when the user may not read it.
 func (s *Server) access(w http.ResponseWriter, r *http.Request, si sessionInfo, container int64) (auth.Permission, bool) {
-	_, perms, err := s.visible(r, si.user)
+	_, perms, err := s.visible(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return 0, false
@@ -350,7 +350,7 @@ func alertRows(as []state.Alert, assetNames map[int64]string) []alertRow {
 // GET /alerts?status=open|closed: the alerts of every container the user
 // sees, newest first.
 func (s *Server) alertsPage(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	_, perms, err := s.visible(r, si.user)
+	_, perms, err := s.visible(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -30,8 +30,8 @@ type tokensData struct {
 
 // tokenContainers lists the containers where the user may manage tokens
 // (CONTAINER_TOKENS), with the user's permissions there.
-func (s *Server) tokenContainers(r *http.Request, u state.User) ([]state.TreeNode, map[int64]auth.Permission, error) {
-	tree, perms, err := s.visible(r, u)
+func (s *Server) tokenContainers(r *http.Request, si sessionInfo) ([]state.TreeNode, map[int64]auth.Permission, error) {
+	tree, perms, err := s.visible(r, si)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -51,7 +51,7 @@ func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, si sessionIn
 }
 
 func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, si sessionInfo, code int, msg, newTok, newName string) {
-	conts, _, err := s.tokenContainers(r, si.user)
+	conts, _, err := s.tokenContainers(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -79,7 +79,7 @@ func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, si sessionIn
 
 // POST /tokens: name, container, permission flags, days to live.
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	_, perms, err := s.tokenContainers(r, si.user)
+	_, perms, err := s.tokenContainers(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -146,7 +146,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, si sessionI
 		s.serverError(w, r, err)
 		return
 	}
-	_, perms, err := s.tokenContainers(r, si.user)
+	_, perms, err := s.tokenContainers(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

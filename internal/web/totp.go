@@ -14,8 +14,8 @@ import (
 
 // totpRequired reports whether a container the user sees requires a
 // second factor.
-func (s *Server) totpRequired(r *http.Request, u state.User) (bool, error) {
-	_, perms, err := s.visible(r, u)
+func (s *Server) totpRequired(r *http.Request, si sessionInfo) (bool, error) {
+	_, perms, err := s.visible(r, si)
 	if err != nil {
 		return false, err
 	}
@@ -141,7 +141,7 @@ type totpData struct {
 
 // GET /totp: the second factor's setup, or its state.
 func (s *Server) totpPage(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	required, err := s.totpRequired(r, si.user)
+	required, err := s.totpRequired(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -188,7 +188,7 @@ func (s *Server) totpSetup(w http.ResponseWriter, r *http.Request, si sessionInf
 		s.render(w, r, http.StatusBadRequest, "notfound", p)
 		return
 	}
-	required, err := s.totpRequired(r, si.user)
+	required, err := s.totpRequired(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -240,7 +240,7 @@ func (s *Server) totpSetup(w http.ResponseWriter, r *http.Request, si sessionInf
 // POST /totp/remove: with the password, unless a container requires it.
 func (s *Server) totpRemove(w http.ResponseWriter, r *http.Request, si sessionInfo) {
 	p := page{Title: "Second factor", User: si.user.Username, CSRF: si.session.CSRF}
-	required, err := s.totpRequired(r, si.user)
+	required, err := s.totpRequired(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -478,6 +478,8 @@ type sessionInfo struct {
 	hash    string
 	session state.Session
 	user    state.User
+	// view is what the user sees, computed on first use in the request.
+	view *visibleSet
 }
 
 // currentSession finds the request's valid session; expired ones are
@@ -506,7 +508,7 @@ func (s *Server) currentSession(r *http.Request) (sessionInfo, bool) {
 			s.log.Warn("recording session activity failed", "err", err)
 		}
 	}
-	return sessionInfo{hash: hash, session: se, user: u}, true
+	return sessionInfo{hash: hash, session: se, user: u, view: &visibleSet{}}, true
 }
 
 // Pages a user reaches before everything else is in order: the password
@@ -537,7 +539,7 @@ func (s *Server) withSession(h sessionHandler, flags int) http.HandlerFunc {
 			return
 		}
 		if flags&allowNoTOTP == 0 && si.user.TOTPSecret.IsZero() {
-			required, err := s.totpRequired(r, si.user)
+			required, err := s.totpRequired(r, si)
 			if err != nil {
 				s.serverError(w, r, err)
 				return
