@@ -389,3 +389,14 @@ VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, NormalizeUsername(u.Username), u.
 	}
 	return id, nil
 }
+
+// DeleteSessionOf ends one session of a user; ok is false when the user
+// has no such session.
+func (s *Store) DeleteSessionOf(ctx context.Context, user int64, hash string) (ok bool, err error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id_hash = $2`, user, hash)
+	if err != nil {
+		return false, fmt.Errorf("ending a session: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}

@@ -153,6 +153,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /alerts", s.withSession(s.alertsPage, 0))
 	m.HandleFunc("GET /notifications", s.withSession(s.notificationsPage, 0))
 	m.HandleFunc("GET /appliances", s.withSession(s.appliancesPage, 0))
+	m.HandleFunc("GET /sessions", s.withSession(s.sessionsPage, allowMustChange|allowNoTOTP))
+	m.HandleFunc("POST /sessions/end", s.withSession(s.endSession, allowMustChange|allowNoTOTP))
 	m.HandleFunc("GET /tokens", s.withSession(s.tokensPage, 0))
 	m.HandleFunc("POST /tokens", s.withSession(s.createToken, 0))
 	m.HandleFunc("POST /token/{id}/revoke", s.withSession(s.revokeToken, 0))

@@ -713,3 +713,40 @@ func TestTokensPage(t *testing.T) {
 		t.Error("a revoked token still authenticates")
 	}
 }
+
+// TestSessionsPage: a user sees and ends their own sessions, not
+// another user's.
+func TestSessionsPage(t *testing.T) {
+	ui := newTestUI(t)
+	ui.user("dora", "dora's passphrase", false, map[int64]auth.Permission{ui.root: auth.Read})
+	ui.user("eve", "eve's passphrase ok", false, map[int64]auth.Permission{ui.root: auth.Read})
+	laptop, phone, eve := ui.browser(), ui.browser(), ui.browser()
+	laptop.login("dora", "dora's passphrase")
+	phone.login("dora", "dora's passphrase")
+	eve.login("eve", "eve's passphrase ok")
+	_, body := laptop.get("/sessions")
+	hashes := regexp.MustCompile(`name="session" value="([0-9a-f]{64})"`).FindAllStringSubmatch(body, -1)
+	if len(hashes) != 2 || !strings.Contains(body, "(this one)") {
+		t.Fatalf("dora's sessions:\n%s", body)
+	}
+	// Eve cannot end dora's sessions.
+	_, ebody := eve.get("/sessions")
+	for _, h := range hashes {
+		if resp, _ := eve.post("/sessions/end", url.Values{"csrf": {csrfOf(t, ebody)}, "session": {h[1]}}); resp.StatusCode != 404 {
+			t.Errorf("eve ends dora's session: %d", resp.StatusCode)
+		}
+	}
+	// The laptop ends every other session: the phone is out.
+	if resp, _ := laptop.post("/sessions/end", url.Values{"csrf": {csrfOf(t, body)}, "others": {"1"}}); resp.StatusCode != 303 {
+		t.Fatalf("end others: %d", resp.StatusCode)
+	}
+	if resp, _ := phone.get("/"); resp.StatusCode != 303 {
+		t.Errorf("the phone's session survived: %d", resp.StatusCode)
+	}
+	if resp, _ := laptop.get("/"); resp.StatusCode != 200 {
+		t.Errorf("the laptop's session ended too: %d", resp.StatusCode)
+	}
+	if resp, _ := eve.get("/"); resp.StatusCode != 200 {
+		t.Errorf("eve's session ended: %d", resp.StatusCode)
+	}
+}
