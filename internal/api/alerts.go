@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,28 @@ func (a *API) scopedContainer(w http.ResponseWriter, r *http.Request, p principa
 		return state.Container{}, false
 	}
 	return a.container(w, r, p, id)
+}
+
+// scopedByID reads the object named by the path's {id} with get, and
+// answers 404 (naming what) when it does not exist or lies outside the
+// caller's scope.
+func scopedByID[T any](a *API, w http.ResponseWriter, r *http.Request, p principal, what string,
+	get func(context.Context, int64) (T, error), container func(T) int64) (T, bool) {
+	var zero T
+	id, ok := pathID(w, r, "id")
+	if !ok {
+		return zero, false
+	}
+	v, err := get(r.Context(), id)
+	if errors.Is(err, state.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %d not found", what, id))
+		return zero, false
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return zero, false
+	}
+	return v, a.inScope(w, r, p, container(v), fmt.Sprintf("%s %d", what, id))
 }
 
 // inScope reports whether container c is within the caller's scope; it
@@ -245,20 +268,7 @@ func (a *API) listConditions(w http.ResponseWriter, r *http.Request, p principal
 
 // condition reads the {id} condition within the caller's scope.
 func (a *API) condition(w http.ResponseWriter, r *http.Request, p principal) (state.Condition, bool) {
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return state.Condition{}, false
-	}
-	c, err := a.st.Condition(r.Context(), id)
-	if errors.Is(err, state.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("condition %d not found", id))
-		return c, false
-	}
-	if err != nil {
-		a.serverError(w, r, err)
-		return c, false
-	}
-	return c, a.inScope(w, r, p, c.ContainerID, fmt.Sprintf("condition %d", id))
+	return scopedByID(a, w, r, p, "condition", a.st.Condition, func(c state.Condition) int64 { return c.ContainerID })
 }
 
 func (a *API) getCondition(w http.ResponseWriter, r *http.Request, p principal) {
@@ -387,20 +397,7 @@ func (a *API) listAssetAlerts(w http.ResponseWriter, r *http.Request, p principa
 
 // alertByID reads the {id} alert within the caller's scope.
 func (a *API) alertByID(w http.ResponseWriter, r *http.Request, p principal) (state.Alert, bool) {
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return state.Alert{}, false
-	}
-	al, err := a.st.Alert(r.Context(), id)
-	if errors.Is(err, state.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("alert %d not found", id))
-		return al, false
-	}
-	if err != nil {
-		a.serverError(w, r, err)
-		return al, false
-	}
-	return al, a.inScope(w, r, p, al.ContainerID, fmt.Sprintf("alert %d", id))
+	return scopedByID(a, w, r, p, "alert", a.st.Alert, func(al state.Alert) int64 { return al.ContainerID })
 }
 
 type alertEventJSON struct {
@@ -689,23 +686,11 @@ func (a *API) listMaintenance(w http.ResponseWriter, r *http.Request, p principa
 }
 
 func (a *API) deleteMaintenance(w http.ResponseWriter, r *http.Request, p principal) {
-	id, ok := pathID(w, r, "id")
+	m, ok := scopedByID(a, w, r, p, "maintenance window", a.st.MaintenanceByID, func(m state.Maintenance) int64 { return m.ContainerID })
 	if !ok {
 		return
 	}
-	m, err := a.st.MaintenanceByID(r.Context(), id)
-	if errors.Is(err, state.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("maintenance window %d not found", id))
-		return
-	}
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	if !a.inScope(w, r, p, m.ContainerID, fmt.Sprintf("maintenance window %d", id)) {
-		return
-	}
-	if err := a.st.DeleteMaintenance(r.Context(), id); err != nil {
+	if err := a.st.DeleteMaintenance(r.Context(), m.ID); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -926,20 +911,7 @@ func (a *API) listRules(w http.ResponseWriter, r *http.Request, p principal) {
 }
 
 func (a *API) ruleByID(w http.ResponseWriter, r *http.Request, p principal) (state.Rule, bool) {
-	id, ok := pathID(w, r, "id")
-	if !ok {
-		return state.Rule{}, false
-	}
-	rule, err := a.st.Rule(r.Context(), id)
-	if errors.Is(err, state.ErrNotFound) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("rule %d not found", id))
-		return rule, false
-	}
-	if err != nil {
-		a.serverError(w, r, err)
-		return rule, false
-	}
-	return rule, a.inScope(w, r, p, rule.ContainerID, fmt.Sprintf("rule %d", id))
+	return scopedByID(a, w, r, p, "rule", a.st.Rule, func(rule state.Rule) int64 { return rule.ContainerID })
 }
 
 func (a *API) getRule(w http.ResponseWriter, r *http.Request, p principal) {

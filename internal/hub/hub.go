@@ -380,28 +380,7 @@ func loadOrCreateKey(path string, log *slog.Logger) ([]byte, error) {
 
 // createSecretFile writes data to path (0600) only if path does not exist
 // yet; it fails with an error wrapping os.ErrExist otherwise.
-func createSecretFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp, path) // fails if path exists, unlike a rename
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
+func createSecretFile(path string, data []byte) error { return putSecretFile(path, data, false) }
 
 // firstUser creates the first admin of the web UI when there is no user
 // yet: user name "admin", a random one-time password that must be changed
@@ -442,12 +421,18 @@ func (h *Hub) AdminPasswordPath() string { return filepath.Join(h.cfg.DataDir, A
 // writeSecretFile writes data to path, readable by the owner only. The
 // temporary file is created new (O_EXCL, mode 0600), so neither a stale
 // file nor a planted symlink can receive the secret.
-func writeSecretFile(path string, data []byte) error {
+func writeSecretFile(path string, data []byte) error { return putSecretFile(path, data, true) }
+
+// putSecretFile writes data to a new temporary file (0600) beside path,
+// then moves it to path: replacing what is there, or (replace false)
+// failing with os.ErrExist if something is.
+func putSecretFile(path string, data []byte, replace bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	tmp := f.Name()
+	defer os.Remove(tmp) // gone already after a rename
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
@@ -456,10 +441,13 @@ func writeSecretFile(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		if replace {
+			err = os.Rename(tmp, path)
+		} else {
+			err = os.Link(tmp, path) // fails if path exists, unlike a rename
+		}
 	}
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

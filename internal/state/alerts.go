@@ -257,11 +257,7 @@ func (s *Store) Alerts(ctx context.Context, f AlertFilter) ([]Alert, error) {
 		if len(f.Containers) == 0 {
 			return []Alert{}, nil
 		}
-		ph := make([]string, len(f.Containers))
-		for i, c := range f.Containers {
-			ph[i] = arg(c)
-		}
-		where = append(where, "container_id IN ("+strings.Join(ph, ", ")+")")
+		where = append(where, "container_id IN ("+inList(&args, f.Containers)+")")
 	}
 	if f.Status != "" {
 		where = append(where, "status = "+arg(f.Status))
@@ -368,11 +364,7 @@ func (s *Store) Notifications(ctx context.Context, f NotificationFilter) ([]Noti
 		if len(f.Containers) == 0 {
 			return []Notification{}, nil
 		}
-		ph := make([]string, len(f.Containers))
-		for i, c := range f.Containers {
-			ph[i] = arg(c)
-		}
-		where = append(where, "container_id IN ("+strings.Join(ph, ", ")+")")
+		where = append(where, "container_id IN ("+inList(&args, f.Containers)+")")
 	}
 	if f.Status != "" {
 		where = append(where, "status = "+arg(f.Status))
@@ -455,12 +447,7 @@ func (s *Store) MaintenanceWindows(ctx context.Context, containers []int64, now 
 		if len(containers) == 0 {
 			return []Maintenance{}, nil
 		}
-		ph := make([]string, len(containers))
-		for i, c := range containers {
-			args = append(args, c)
-			ph[i] = fmt.Sprintf("$%d", len(args))
-		}
-		q += ` AND container_id IN (` + strings.Join(ph, ", ") + `)`
+		q += ` AND container_id IN (` + inList(&args, containers) + `)`
 	}
 	rows, err := s.r.QueryContext(ctx, q+` ORDER BY id`, args...)
 	if err != nil {

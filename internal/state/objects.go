@@ -132,16 +132,11 @@ SELECT id FROM up ORDER BY depth`, id)
 	if err != nil {
 		return nil, fmt.Errorf("listing the containers above %d: %w", id, err)
 	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var c int64
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		ids = append(ids, c)
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers above %d: %w", id, err)
 	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // Ancestors returns id and the ids of the containers above it, nearest
@@ -151,17 +146,9 @@ func (s *Store) Ancestors(ctx context.Context, id int64) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing the containers above %d: %w", id, err)
 	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var c int64
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("listing the containers above %d: %w", id, err)
-		}
-		ids = append(ids, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers above %d: %w", id, err)
 	}
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("container %d: %w", id, ErrNotFound)
@@ -192,17 +179,12 @@ SELECT id FROM down`, root)
 	if err != nil {
 		return nil, fmt.Errorf("listing containers below %d: %w", root, err)
 	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("listing containers below %d: %w", root, err)
-		}
-		ids = append(ids, id)
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing containers below %d: %w", root, err)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // Asset is a monitored thing: a host, a device, a service.

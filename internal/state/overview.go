@@ -153,13 +153,8 @@ func (s *Store) AssetNames(ctx context.Context, ids []int64) (map[int64]string, 
 	out := make(map[int64]string, len(ids))
 	for len(ids) > 0 {
 		n := min(len(ids), 500) // within SQLite's variable limit
-		args := make([]any, n)
-		ph := make([]string, n)
-		for i, id := range ids[:n] {
-			args[i] = id
-			ph[i] = fmt.Sprintf("$%d", i+1)
-		}
-		rows, err := s.r.QueryContext(ctx, `SELECT id, name FROM assets WHERE id IN (`+strings.Join(ph, ", ")+`)`, args...) // #nosec G202 -- only $N placeholders are joined
+		var args []any
+		rows, err := s.r.QueryContext(ctx, `SELECT id, name FROM assets WHERE id IN (`+inList(&args, ids[:n])+`)`, args...) // #nosec G202 -- only $N placeholders are joined
 		if err != nil {
 			return nil, fmt.Errorf("reading asset names: %w", err)
 		}

@@ -181,6 +181,31 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+// inList appends ids to args and returns their placeholders, "$3, $4, …",
+// for an IN (…) list: only placeholders are ever joined into SQL.
+func inList(args *[]any, ids []int64) string {
+	ph := make([]string, len(ids))
+	for i, id := range ids {
+		*args = append(*args, id)
+		ph[i] = "$" + strconv.Itoa(len(*args))
+	}
+	return strings.Join(ph, ", ")
+}
+
+// scanIDs reads rows of one id column and closes them.
+func scanIDs(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 func nullInt(v *int64) sql.NullInt64 {
 	if v == nil {
 		return sql.NullInt64{}

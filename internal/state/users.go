@@ -347,14 +347,9 @@ func (s *Store) TOTPRequired(ctx context.Context, containers []int64) (bool, err
 	if len(containers) == 0 {
 		return false, nil
 	}
-	args := make([]any, len(containers))
-	ph := make([]string, len(containers))
-	for i, c := range containers {
-		args[i] = c
-		ph[i] = fmt.Sprintf("$%d", i+1)
-	}
+	var args []any
 	var n int
-	q := `SELECT COUNT(*) FROM containers WHERE require_totp = 1 AND id IN (` + strings.Join(ph, ", ") + `)` // #nosec G202 -- only $N placeholders are joined; the ids are arguments
+	q := `SELECT COUNT(*) FROM containers WHERE require_totp = 1 AND id IN (` + inList(&args, containers) + `)` // #nosec G202 -- only $N placeholders are joined; the ids are arguments
 	if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 		return false, fmt.Errorf("looking up second-factor requirements: %w", err)
 	}
