@@ -23,9 +23,11 @@ type User struct {
 	TOTPLastStep int64
 	CreatedAt    time.Time
 	DisabledAt   *time.Time
+	// TimeZone is an IANA zone name the web UI shows times in; "" is UTC.
+	TimeZone string
 }
 
-const userColumns = `id, username, password_hash, must_change, totp_secret, totp_last_step, created_at, disabled_at`
+const userColumns = `id, username, password_hash, must_change, totp_secret, totp_last_step, created_at, disabled_at, time_zone`
 
 func (s *Store) scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
@@ -33,7 +35,7 @@ func (s *Store) scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var totp string
 	var created int64
 	var disabled sql.NullInt64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &must, &totp, &u.TOTPLastStep, &created, &disabled); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &must, &totp, &u.TOTPLastStep, &created, &disabled, &u.TimeZone); err != nil {
 		return u, err
 	}
 	var err error
@@ -61,7 +63,7 @@ func (s *Store) CreateUser(ctx context.Context, u User, now time.Time) (int64, e
 	err = s.w.QueryRowContext(ctx, `INSERT INTO users (username, password_hash, must_change, totp_secret, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, NormalizeUsername(u.Username), u.PasswordHash, boolInt(u.MustChange), totp, now.Unix()).Scan(&id)
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if isUnique(err) {
 			return 0, fmt.Errorf("creating user %q: %w", u.Username, ErrUserExists)
 		}
 		return 0, fmt.Errorf("creating user %q: %w", u.Username, err)

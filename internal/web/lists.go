@@ -59,7 +59,7 @@ func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request, si se
 	for i, n := range ns {
 		rows[i] = notificationRow{Notification: n, SeverityName: model.Severity(n.Severity).String()}
 	}
-	s.render(w, r, http.StatusOK, "notifications", page{Title: "Monitoring notifications", User: si.user.Username, CSRF: si.session.CSRF,
+	s.render(w, r, http.StatusOK, "notifications", page{Title: "Monitoring notifications", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user),
 		Data: struct {
 			Status string
 			Rows   []notificationRow
@@ -96,5 +96,5 @@ func (s *Server) appliancesPage(w http.ResponseWriter, r *http.Request, si sessi
 			rows = append(rows, row)
 		}
 	}
-	s.render(w, r, http.StatusOK, "appliances", page{Title: "Appliances", User: si.user.Username, CSRF: si.session.CSRF, Data: rows})
+	s.render(w, r, http.StatusOK, "appliances", page{Title: "Appliances", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user), Data: rows})
 }

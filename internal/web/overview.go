@@ -129,7 +129,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, si sessionInfo
 	for _, root := range children[0] {
 		walk(root, 0)
 	}
-	s.render(w, r, http.StatusOK, "overview", page{Title: "Overview", User: si.user.Username, CSRF: si.session.CSRF,
+	s.render(w, r, http.StatusOK, "overview", page{Title: "Overview", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user),
 		Data: struct {
 			Rows       []treeRow
 			Severities [8]string

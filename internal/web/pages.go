@@ -39,7 +39,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, si sessionInfo, 
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	s.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found", User: si.user.Username, CSRF: si.session.CSRF})
+	s.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user)})
 }
 
 func pathID(r *http.Request) (int64, bool) {
@@ -106,7 +106,7 @@ func (s *Server) containerPage(w http.ResponseWriter, r *http.Request, si sessio
 	}
 	slices.Sort(d.Kinds)
 	slices.Sort(d.Labels)
-	s.render(w, r, http.StatusOK, "container", page{Title: c.Name, User: si.user.Username, CSRF: si.session.CSRF, Data: d})
+	s.render(w, r, http.StatusOK, "container", page{Title: c.Name, User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user), Data: d})
 }
 
 func (f assetFilter) matches(a state.AssetSummary) bool {
@@ -192,7 +192,7 @@ func (s *Server) assetPage(w http.ResponseWriter, r *http.Request, si sessionInf
 		}
 		checks = append(checks, cv)
 	}
-	s.renderSized(w, r, http.StatusOK, "asset", page{Title: a.Name, User: si.user.Username, CSRF: si.session.CSRF, Data: struct {
+	s.renderSized(w, r, http.StatusOK, "asset", page{Title: a.Name, User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user), Data: struct {
 		Asset  state.Asset
 		Checks []checkView
 		Alerts []alertRow
@@ -296,7 +296,7 @@ func (s *Server) chartPage(w http.ResponseWriter, r *http.Request, si sessionInf
 	for _, n := range names {
 		list = append(list, *series[n])
 	}
-	loc := time.UTC
+	loc := s.zone(si.user)
 	if tz, err := time.LoadLocation(q.Get("tz")); err == nil && q.Get("tz") != "" {
 		loc = tz
 	}
@@ -314,7 +314,7 @@ func (s *Server) chartPage(w http.ResponseWriter, r *http.Request, si sessionInf
 		}
 		links = append(links, rangeLink{Name: c.Name, URL: fmt.Sprintf("/asset/%d/chart?%s", a.ID, v.Encode()), Current: c.Name == rng.Name})
 	}
-	s.render(w, r, http.StatusOK, "chart", page{Title: a.Name + " · " + metric, User: si.user.Username, CSRF: si.session.CSRF,
+	s.render(w, r, http.StatusOK, "chart", page{Title: a.Name + " · " + metric, User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user),
 		Data: struct {
 			Asset  state.Asset
 			Chart  template.HTML
@@ -384,7 +384,7 @@ func (s *Server) alertsPage(w http.ResponseWriter, r *http.Request, si sessionIn
 		return
 	}
 	rows := alertRows(as, names)
-	s.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", User: si.user.Username, CSRF: si.session.CSRF,
+	s.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user),
 		Data: struct {
 			Status string
 			Alerts []alertRow
@@ -417,13 +417,13 @@ func (s *Server) alertAction(w http.ResponseWriter, r *http.Request, si sessionI
 		return
 	}
 	if !perm.Has(need) {
-		s.render(w, r, http.StatusForbidden, "notfound", page{Title: "Not allowed", User: si.user.Username, CSRF: si.session.CSRF,
+		s.render(w, r, http.StatusForbidden, "notfound", page{Title: "Not allowed", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user),
 			Error: "You may not do this: it needs the permission " + need.String() + " on this alert's container."})
 		return
 	}
 	text := strings.TrimSpace(r.PostFormValue("text"))
 	if len(text) > 1000 || strings.ContainsAny(text, "\x00") {
-		s.render(w, r, http.StatusBadRequest, "notfound", page{Title: "Alert", User: si.user.Username, CSRF: si.session.CSRF,
+		s.render(w, r, http.StatusBadRequest, "notfound", page{Title: "Alert", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user),
 			Error: "The text is longer than 1000 characters."})
 		return
 	}

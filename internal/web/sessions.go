@@ -27,7 +27,7 @@ func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request, si session
 		}
 		rows = append(rows, sessionRow{Session: se, Current: se.IDHash == si.hash})
 	}
-	s.render(w, r, http.StatusOK, "sessions", page{Title: "Your sessions", User: si.user.Username, CSRF: si.session.CSRF, Data: rows})
+	s.render(w, r, http.StatusOK, "sessions", page{Title: "Your sessions", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user), Data: rows})
 }
 
 // POST /sessions/end: one session (field "session", its hash), or every

@@ -70,7 +70,7 @@ func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, si sessionIn
 			d.Tokens = append(d.Tokens, tokenRow{Token: t, Container: c.Name, Perms: auth.Permission(t.Permissions).String()})
 		}
 	}
-	p := page{Title: "API tokens", User: si.user.Username, CSRF: si.session.CSRF, Error: msg, Data: d}
+	p := page{Title: "API tokens", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user), Error: msg, Data: d}
 	if newTok != "" {
 		p.Notice = "Copy the token now: the hub keeps only its hash and shows it never again."
 	}

@@ -146,7 +146,7 @@ func (s *Server) totpPage(w http.ResponseWriter, r *http.Request, si sessionInfo
 		s.serverError(w, r, err)
 		return
 	}
-	p := page{Title: "Second factor", User: si.user.Username, CSRF: si.session.CSRF}
+	p := page{Title: "Second factor", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user)}
 	if !si.user.TOTPSecret.IsZero() {
 		p.Data = totpData{Enabled: true, Required: required}
 		s.render(w, r, http.StatusOK, "totp", p)
@@ -177,7 +177,7 @@ func (s *Server) showSetup(w http.ResponseWriter, r *http.Request, code int, p p
 // POST /totp: the secret shown and a code from the authenticator that
 // proves it was scanned; then the recovery codes, shown once.
 func (s *Server) totpSetup(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	p := page{Title: "Second factor", User: si.user.Username, CSRF: si.session.CSRF}
+	p := page{Title: "Second factor", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user)}
 	if !si.user.TOTPSecret.IsZero() {
 		http.Redirect(w, r, "/totp", http.StatusSeeOther)
 		return
@@ -239,7 +239,7 @@ func (s *Server) totpSetup(w http.ResponseWriter, r *http.Request, si sessionInf
 
 // POST /totp/remove: with the password, unless a container requires it.
 func (s *Server) totpRemove(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	p := page{Title: "Second factor", User: si.user.Username, CSRF: si.session.CSRF}
+	p := page{Title: "Second factor", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user)}
 	required, err := s.totpRequired(r, si)
 	if err != nil {
 		s.serverError(w, r, err)

@@ -24,7 +24,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+	_ "time/tzdata" // users choose time zones; the hub must not depend on the host's zoneinfo
 
 	"github.com/sonde-monitoring/sonde/internal/alert"
 	"github.com/sonde-monitoring/sonde/internal/auth"
@@ -90,6 +92,7 @@ type Server struct {
 	mux        *http.ServeMux
 	throttle   *throttle
 	loginSlot  chan struct{} // bounds the Argon2id checks running at once
+	zones      sync.Map      // time-zone name → *time.Location
 }
 
 // New builds the web UI.
@@ -112,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) parseTemplates() error {
-	funcs := template.FuncMap{}
+	funcs := template.FuncMap{"when": when}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return err
@@ -216,6 +219,52 @@ type page struct {
 	Notice  string
 	Version string
 	Data    any
+	// Zone is the user's time zone, for times on the page (UTC when nil).
+	Zone *time.Location
+}
+
+// zone is the time zone a user's pages show times in.
+func (s *Server) zone(u state.User) *time.Location {
+	if u.TimeZone == "" {
+		return time.UTC
+	}
+	if l, ok := s.zones.Load(u.TimeZone); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(u.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	s.zones.Store(u.TimeZone, l)
+	return l
+}
+
+// when renders a time (time.Time or *time.Time) in the page's zone as a
+// <time> element with the exact instant; nil or zero renders nothing.
+func when(p page, v any) template.HTML {
+	var t time.Time
+	switch x := v.(type) {
+	case time.Time:
+		t = x
+	case *time.Time:
+		if x == nil {
+			return ""
+		}
+		t = *x
+	default:
+		return template.HTML(template.HTMLEscapeString(fmt.Sprint(v)))
+	}
+	if t.IsZero() {
+		return ""
+	}
+	loc := p.Zone
+	if loc == nil {
+		loc = time.UTC
+	}
+	t = t.In(loc)
+	// #nosec G203 -- both strings are formatted times, escaped anyway
+	return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `">` +
+		template.HTMLEscapeString(t.Format("2006-01-02 15:04 MST")) + `</time>`)
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name string, p page) {
@@ -554,7 +603,7 @@ func (s *Server) withSession(h sessionHandler, flags int) http.HandlerFunc {
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 			if err := r.ParseForm(); err != nil || !equalTokens(si.session.CSRF, r.PostFormValue("csrf")) {
-				s.render(w, r, http.StatusForbidden, "notfound", page{Title: "Form expired", User: si.user.Username,
+				s.render(w, r, http.StatusForbidden, "notfound", page{Title: "Form expired", User: si.user.Username, Zone: s.zone(si.user),
 					Error: "This form expired or did not come from this site. Go back, reload the page and try again."})
 				return
 			}
@@ -581,7 +630,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	p := page{Title: "Change password", User: si.user.Username, CSRF: si.session.CSRF}
+	p := page{Title: "Change password", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user)}
 	if si.user.MustChange {
 		p.Notice = "Choose your own password before you go on: the one you logged in with was handed to you."
 	}
@@ -591,7 +640,7 @@ func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request, si session
 // POST /password: current, new, confirm.
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, si sessionInfo) {
 	fail := func(msg string) {
-		s.render(w, r, http.StatusBadRequest, "password", page{Title: "Change password", User: si.user.Username, CSRF: si.session.CSRF, Error: msg})
+		s.render(w, r, http.StatusBadRequest, "password", page{Title: "Change password", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user), Error: msg})
 	}
 	current := secret.New(r.PostFormValue("current"))
 	next := secret.New(r.PostFormValue("new"))
