@@ -147,11 +147,13 @@ type TreeNode struct {
 	ParentID      *int64
 	Name          string
 	InheritAccess bool
+	// RequireTOTP: the container's users must have a second factor.
+	RequireTOTP bool
 }
 
 // Tree lists every container, by id.
 func (s *Store) Tree(ctx context.Context) ([]TreeNode, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, parent_id, name, inherit_access FROM containers ORDER BY id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, parent_id, name, inherit_access, require_totp FROM containers ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the container tree: %w", err)
 	}
@@ -160,11 +162,11 @@ func (s *Store) Tree(ctx context.Context) ([]TreeNode, error) {
 	for rows.Next() {
 		var n TreeNode
 		var parent sql.NullInt64
-		var inherit int
-		if err := rows.Scan(&n.ID, &parent, &n.Name, &inherit); err != nil {
+		var inherit, totp int
+		if err := rows.Scan(&n.ID, &parent, &n.Name, &inherit, &totp); err != nil {
 			return nil, err
 		}
-		n.ParentID, n.InheritAccess = ptrInt(parent), inherit != 0
+		n.ParentID, n.InheritAccess, n.RequireTOTP = ptrInt(parent), inherit != 0, totp != 0
 		out = append(out, n)
 	}
 	return out, rows.Err()
@@ -341,21 +343,6 @@ func (s *Store) UseRecoveryCode(ctx context.Context, user int64, hash string) (o
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
-}
-
-// TOTPRequired reports whether any of the containers requires its users
-// to have a second factor.
-func (s *Store) TOTPRequired(ctx context.Context, containers []int64) (bool, error) {
-	if len(containers) == 0 {
-		return false, nil
-	}
-	var args []any
-	var n int
-	q := `SELECT COUNT(*) FROM containers WHERE require_totp = 1 AND id IN (` + inList(&args, containers) + `)` // #nosec G202 -- only $N placeholders are joined; the ids are arguments
-	if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
-		return false, fmt.Errorf("looking up second-factor requirements: %w", err)
-	}
-	return n > 0, nil
 }
 
 // SetTOTPRequired says whether the users of a container must have a

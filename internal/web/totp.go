@@ -15,15 +15,16 @@ import (
 // totpRequired reports whether a container the user sees requires a
 // second factor.
 func (s *Server) totpRequired(r *http.Request, si sessionInfo) (bool, error) {
-	_, perms, err := s.visible(r, si)
+	tree, perms, err := s.visible(r, si)
 	if err != nil {
 		return false, err
 	}
-	ids := make([]int64, 0, len(perms))
-	for id := range perms {
-		ids = append(ids, id)
+	for _, n := range tree {
+		if _, ok := perms[n.ID]; ok && n.RequireTOTP {
+			return true, nil
+		}
 	}
-	return s.st.TOTPRequired(r.Context(), ids)
+	return false, nil
 }
 
 // secondFactorSession is the session of a login that passed the password

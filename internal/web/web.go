@@ -162,6 +162,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /tokens", s.withSession(s.createToken, 0))
 	m.HandleFunc("POST /token/{id}/revoke", s.withSession(s.revokeToken, 0))
 	m.HandleFunc("POST /alert/{id}/{action}", s.withSession(s.alertAction, 0))
+	s.accessRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found"})
 	})

@@ -9,4 +9,12 @@ document.addEventListener("DOMContentLoaded", () => {
   if (every > 0) {
     setInterval(() => { if (!document.hidden) location.reload(); }, every * 1000);
   }
+  // Account page: offer the browser's own time zone.
+  const use = document.getElementById("use-browser-zone");
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (use && zone) {
+    use.textContent = zone;
+    use.closest(".browser-zone").hidden = false;
+    use.addEventListener("click", () => { document.getElementById("zone").value = zone; });
+  }
 });
