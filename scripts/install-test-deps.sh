@@ -10,7 +10,9 @@
 #   fping: the reference the icmp probe is compared with (sonde-bench icmp).
 #   python3-aiosmtpd: the real SMTP server (STARTTLS, AUTH) the e-mail
 #     notifier is tested against; run with Debian's /usr/bin/python3.
-TEST_DEPS="gcc libc6-dev snmpd fping python3-aiosmtpd"
+#   chromium, chromium-driver: the headless browser the web UI's end-to-end
+#     tests drive over WebDriver (plain HTTP: no Go dependency for it).
+TEST_DEPS="gcc libc6-dev snmpd fping python3-aiosmtpd chromium chromium-driver"
 
 set -euo pipefail
 
