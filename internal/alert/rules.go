@@ -142,6 +142,25 @@ func compileRule(r state.Rule) (*rule, error) {
 	return &rule{Rule: r, sched: s}, nil
 }
 
+// CheckMail says whether the hub can send an e-mail rule: an SMTP server
+// is configured and every recipient is in the allowed domains (none
+// given: any). Other channels pass.
+func CheckMail(r *state.Rule, configured bool, domains []string) error {
+	if r.Channel != ChannelEmail {
+		return nil
+	}
+	if !configured {
+		return errors.New("the hub has no SMTP server configured (sonde hub --smtp-addr); e-mail rules cannot be sent")
+	}
+	for _, to := range r.Recipients {
+		if !MailDomainAllowed(to, domains) {
+			return fmt.Errorf("to: the hub sends e-mail only to the domains %s (sonde hub --smtp-allowed-domains), not to %q",
+				strings.Join(domains, ", "), to)
+		}
+	}
+	return nil
+}
+
 // ValidateRule checks a rule as given through the API. allowHTTP permits
 // http:// webhook URLs (tests and labs on loopback).
 func ValidateRule(r *state.Rule, allowHTTP bool) error {

@@ -244,7 +244,8 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	})
 	h.web, err = web.New(web.Config{State: h.st, Logger: cfg.Logger.With("part", "web"), Now: cfg.Now,
 		AdminPasswordFile: filepath.Join(cfg.DataDir, AdminPasswordFile), Version: cfg.Version,
-		Series: h.series, Alerts: h.alerts, Appliances: webAppliances(h.stream)})
+		Series: h.series, Alerts: h.alerts, Appliances: webAppliances(h.stream),
+		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks, MailConfigured: mailer != nil, MailDomains: cfg.SMTPAllowedDomains})
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,11 @@ type Config struct {
 	// Appliances reports on connected appliances; nil when the hub
 	// serves no stream.
 	Appliances Appliances
+	// AllowPrivateWebhooks, MailConfigured and MailDomains are the hub's
+	// delivery settings, which rules are checked against (as by the API).
+	AllowPrivateWebhooks bool
+	MailConfigured       bool
+	MailDomains          []string
 }
 
 // Server serves the web UI.
@@ -162,6 +167,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /tokens", s.withSession(s.createToken, 0))
 	m.HandleFunc("POST /token/{id}/revoke", s.withSession(s.revokeToken, 0))
 	m.HandleFunc("POST /alert/{id}/{action}", s.withSession(s.alertAction, 0))
+	s.manageRoutes(m)
 	s.accessRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "notfound", page{Title: "Not found"})

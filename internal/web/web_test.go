@@ -37,6 +37,12 @@ type testUI struct {
 
 func newTestUI(t *testing.T) *testUI {
 	t.Helper()
+	return newTestUIWith(t, nil)
+}
+
+// newTestUIWith is newTestUI with configure applied to the UI's Config.
+func newTestUIWith(t *testing.T, configure func(*Config)) *testUI {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := state.Open(ctx, filepath.Join(dir, "state.db"), nil)
@@ -53,7 +59,11 @@ func newTestUI(t *testing.T) *testUI {
 	if err := eng.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{State: st, Now: ui.clock, AdminPasswordFile: filepath.Join(dir, "admin-password"), Version: "test", Alerts: eng})
+	cfg := Config{State: st, Now: ui.clock, AdminPasswordFile: filepath.Join(dir, "admin-password"), Version: "test", Alerts: eng}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
