@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/alert"
+	"github.com/sonde-monitoring/sonde/internal/audit"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/model"
 	"github.com/sonde-monitoring/sonde/internal/secret"
@@ -34,6 +35,7 @@ func (a *API) alertRoutes(m *http.ServeMux) {
 	a.handle(m, "POST /api/v1/alert/{id}/close", api|auth.AlertChange, a.closeAlert)
 
 	a.handle(m, "GET /api/v1/container/{id}/notifications", api|auth.Read, a.listNotifications)
+	a.handle(m, "GET /api/v1/container/{id}/log", api|auth.ViewLog, a.auditLog)
 
 	a.handle(m, "PUT /api/v1/asset/{id}/labels", api|auth.AssetManagement, a.setLabels)
 	a.handle(m, "GET /api/v1/asset/{id}/labels", api|auth.Read, a.getLabels)
@@ -466,6 +468,7 @@ func (a *API) messageAlert(w http.ResponseWriter, r *http.Request, p principal) 
 		writeError(w, http.StatusBadRequest, "text must be 1 to 4000 characters")
 		return
 	}
+	audit.SetReason(r.Context(), body.Text)
 	err := a.st.InTx(r.Context(), func(tx *state.Tx) error {
 		return tx.AddAlertEvent(state.AlertEvent{AlertID: al.ID, At: a.now(), Kind: "message", Actor: actor(p), Text: body.Text})
 	})
@@ -495,6 +498,7 @@ func (a *API) closeAlert(w http.ResponseWriter, r *http.Request, p principal) {
 	if body.Reason != "" {
 		reason = body.Reason
 	}
+	audit.SetReason(r.Context(), reason)
 	err := a.alerts.CloseAlert(r.Context(), al.ID, reason, actor(p))
 	switch {
 	case errors.Is(err, alert.ErrClosed):
@@ -630,6 +634,7 @@ func (a *API) createMaintenance(w http.ResponseWriter, r *http.Request, p princi
 		writeError(w, http.StatusBadRequest, "reason is longer than 1000 characters")
 		return
 	}
+	audit.SetReason(r.Context(), body.Reason)
 	if body.AssetID != nil {
 		as, err := a.st.Asset(r.Context(), *body.AssetID)
 		if errors.Is(err, state.ErrNotFound) || (err == nil && as.ContainerID != cont.ID) {
@@ -821,18 +826,9 @@ func (a *API) checkRule(w http.ResponseWriter, r *http.Request, p principal, rul
 		writeError(w, http.StatusForbidden, rule.Channel+" rules send outside the hub and need the permission WEBHOOKS")
 		return false
 	}
-	if rule.Channel == alert.ChannelEmail {
-		if !a.mailConfigured {
-			writeError(w, http.StatusBadRequest, "the hub has no SMTP server configured (sonde hub --smtp-addr); e-mail rules cannot be sent")
-			return false
-		}
-		for _, to := range rule.Recipients {
-			if !alert.MailDomainAllowed(to, a.mailDomains) {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("to: the hub sends e-mail only to the domains %s (sonde hub --smtp-allowed-domains), not to %q",
-					strings.Join(a.mailDomains, ", "), to))
-				return false
-			}
-		}
+	if err := alert.CheckMail(rule, a.mailConfigured, a.mailDomains); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return false
 	}
 	// A rule may name only conditions its container can see.
 	for _, id := range rule.ConditionIDs {

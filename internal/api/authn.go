@@ -32,6 +32,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
 // handle registers a token-authenticated route that needs the given flags.
 func (a *API) handle(m *http.ServeMux, pattern string, need auth.Permission, h handlerFunc) {
 	a.routeList = append(a.routeList, Route{Pattern: pattern, Need: need})
+	h = a.audit(pattern, h)
 	m.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, ok := a.authenticate(w, r)
 		if !ok {

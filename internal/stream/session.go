@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/audit"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
@@ -334,8 +335,16 @@ func (ss *session) handle(ctx context.Context, p wire.Packet) error {
 		if err != nil {
 			return err
 		}
-		if ss.logs.allow() {
-			ss.log.Info("appliance audit log", "event_id", l.EventID, "message", shorten(l.Message))
+		// The same limit bounds the audit log: an appliance cannot flood it.
+		if !ss.logs.allow() {
+			return nil
+		}
+		ss.log.Info("appliance audit log", "event_id", l.EventID, "message", shorten(l.Message))
+		err = ss.srv.cfg.State.AppendAudit(ctx, audit.Entry{At: ss.srv.cfg.Now(), ContainerID: ss.app.ContainerID,
+			ActorKind: audit.ActorAppliance, ActorID: ss.app.ID, Action: "appliance audit event",
+			Address: hostOf(ss.conn.RemoteAddr().String()), Detail: fmt.Sprintf("event %v: %s", l.EventID, shorten(l.Message))})
+		if err != nil {
+			ss.log.Error("writing an appliance audit event to the audit log failed", "err", err)
 		}
 		return nil
 	case wire.TypeRenew:
@@ -510,6 +519,14 @@ func (r *rateLimit) allow() bool {
 }
 
 // shorten keeps what an appliance says readable in one log line.
+// hostOf is the address of "host:port".
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
 func shorten(s string) string {
 	if len(s) > 500 {
 		s = s[:500] + "…"

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/audit"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
@@ -340,6 +341,7 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request, si sessionInfo) 
 		s.serverError(w, r, err)
 		return
 	}
+	audit.SetObject(r.Context(), "invitation", id)
 	s.log.Info("invitation created", "invitation_id", id, "container_id", c.ID, "permissions", perms.String(), "by_user_id", si.user.ID)
 	link := "https://" + r.Host + "/invite/" + tok
 	s.showAccess(w, r, si, c, mine, http.StatusCreated, accessData{Link: link})
@@ -630,6 +632,8 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Info("invitation accepted", "invitation_id", inv.ID, "user_id", si.user.ID, "container_id", inv.ContainerID)
+		s.appendAudit(r, audit.Entry{ContainerID: inv.ContainerID, ActorKind: audit.ActorUser, ActorID: si.user.ID,
+			Action: "invitation accepted", ObjectKind: "invitation", ObjectID: inv.ID, Address: clientIP(r), Status: http.StatusSeeOther})
 		http.Redirect(w, r, fmt.Sprintf("/container/%d", inv.ContainerID), http.StatusSeeOther)
 		return
 	}
@@ -690,5 +694,7 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 	}
 	setCookie(w, LoginCookie, "", -1)
 	s.log.Info("invitation accepted by a new user", "invitation_id", inv.ID, "user_id", id, "container_id", inv.ContainerID)
+	s.appendAudit(r, audit.Entry{ContainerID: inv.ContainerID, ActorKind: audit.ActorUser, ActorID: id,
+		Action: "invitation accepted by a new user", ObjectKind: "invitation", ObjectID: inv.ID, Address: clientIP(r), Status: http.StatusSeeOther})
 	http.Redirect(w, r, fmt.Sprintf("/container/%d", inv.ContainerID), http.StatusSeeOther)
 }

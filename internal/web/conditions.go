@@ -10,6 +10,7 @@ import (
 
 	"github.com/sonde-monitoring/sonde/internal/alert"
 	"github.com/sonde-monitoring/sonde/internal/alert/expr"
+	"github.com/sonde-monitoring/sonde/internal/audit"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/state"
 )
@@ -233,6 +234,7 @@ func (s *Server) createCondition(w http.ResponseWriter, r *http.Request, si sess
 		return
 	}
 	id, err := s.st.CreateCondition(r.Context(), c, s.now())
+	audit.SetObject(r.Context(), "condition", id)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

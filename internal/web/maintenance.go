@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/audit"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/state"
 )
@@ -227,7 +228,9 @@ func (s *Server) createMaintenance(w http.ResponseWriter, r *http.Request, si se
 		fail(http.StatusConflict, fieldErrors{"form": "The container has too many maintenance windows; end some first."})
 		return
 	}
+	audit.SetReason(r.Context(), m.Reason)
 	id, err := s.st.CreateMaintenance(r.Context(), m)
+	audit.SetObject(r.Context(), "maintenance", id)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/sonde-monitoring/sonde/internal/alert"
+	"github.com/sonde-monitoring/sonde/internal/audit"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
 	"github.com/sonde-monitoring/sonde/internal/model"
@@ -426,6 +427,9 @@ func (s *Server) alertAction(w http.ResponseWriter, r *http.Request, si sessionI
 		s.render(w, r, http.StatusBadRequest, "notfound", page{Title: "Alert", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user),
 			Error: "The text is longer than 1000 characters."})
 		return
+	}
+	if action != "assign" {
+		audit.SetReason(r.Context(), text)
 	}
 	switch action {
 	case "assign":

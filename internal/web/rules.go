@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/alert"
+	"github.com/sonde-monitoring/sonde/internal/audit"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/model"
 	"github.com/sonde-monitoring/sonde/internal/secret"
@@ -336,6 +337,7 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, si sessionIn
 		return
 	}
 	id, err := s.st.CreateRule(r.Context(), rule, s.now())
+	audit.SetObject(r.Context(), "rule", id)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

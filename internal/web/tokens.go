@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/audit"
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/state"
 )
@@ -126,6 +127,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, si sessionI
 		s.serverError(w, r, err)
 		return
 	}
+	audit.SetObject(r.Context(), "token", id)
 	s.log.Info("token created", "token_id", id, "container_id", container, "permissions", flags.String(), "by_user_id", si.user.ID)
 	s.showTokens(w, r, si, http.StatusCreated, "", tok.Reveal(), name)
 }

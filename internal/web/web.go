@@ -167,6 +167,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /tokens", s.withSession(s.createToken, 0))
 	m.HandleFunc("POST /token/{id}/revoke", s.withSession(s.revokeToken, 0))
 	m.HandleFunc("POST /alert/{id}/{action}", s.withSession(s.alertAction, 0))
+	m.HandleFunc("GET /log", s.withSession(s.logPage, 0))
 	s.manageRoutes(m)
 	s.accessRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -400,10 +401,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		until := s.throttle.fail(now, keys...)
 		s.log.Info("failed login", "remote", clientIP(r))
+		var uid int64
+		if uerr == nil {
+			uid = u.ID
+		}
 		if !until.IsZero() {
+			s.loginEvent(r, uid, "login refused: locked")
 			s.tooMany(w, r, until.Sub(now))
 			return
 		}
+		s.loginEvent(r, uid, "login failed")
 		s.showLogin(w, r, http.StatusUnauthorized, loginFailed)
 		return
 	}
@@ -421,6 +428,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("login", "user_id", u.ID, "remote", clientIP(r), "stage", stage)
+	s.loginEvent(r, u.ID, "login: "+stage)
 	setCookie(w, LoginCookie, "", -1)
 	if stage == stageFull && u.MustChange {
 		to = "/password"
@@ -614,6 +622,8 @@ func (s *Server) withSession(h sessionHandler, flags int) http.HandlerFunc {
 					Error: "This form expired or did not come from this site. Go back, reload the page and try again."})
 				return
 			}
+			s.audited(w, r, si, h)
+			return
 		}
 		h(w, r, si)
 	}
@@ -631,6 +641,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		if err := s.st.DeleteSession(r.Context(), si.hash); err != nil {
 			s.log.Error("ending a session failed", "err", err)
 		}
+		s.loginEvent(r, si.user.ID, "logout")
 	}
 	setCookie(w, SessionCookie, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
