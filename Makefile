@@ -3,7 +3,9 @@
 #   make build   build bin/sonde, bin/sonde-appliance, bin/sonde-agent (and bin/sonde-bench):
 #                static (no cgo), stripped
 #   make up      build, then run the whole system with data in ./sonde-data
-#   make test    test-deps + lint + vuln, then every Go test with the race detector
+#   make test    test-deps + lint + vuln, then every Go test with the race detector,
+#                then every fuzz target for a short budget (FUZZTIME, default 6s)
+#   make fuzz    only the fuzz targets
 #   make lint    gofmt, go vet, staticcheck, gosec
 #   make vuln    govulncheck against an offline vulnerability database
 #   make fmt     gofmt -w every Go file
@@ -50,7 +52,7 @@ endif
 
 GO_TEST_FLAGS := -race -count=1 -timeout 15m
 
-.PHONY: build up test test-deps lint vuln tools fmt clean distclean
+.PHONY: build up test test-deps lint vuln fuzz tools fmt clean distclean
 
 build:
 	@echo ">> $$(go version); building $(CMDS) version $(VERSION)"
@@ -63,6 +65,10 @@ up: build
 
 test: test-deps lint vuln
 	scripts/gotest.sh $(GO_TEST_FLAGS) ./...
+	scripts/fuzz.sh
+
+fuzz:
+	scripts/fuzz.sh
 
 test-deps:
 	scripts/install-test-deps.sh

@@ -81,7 +81,7 @@ func TestInvitation(t *testing.T) {
 	if resp.StatusCode != 303 || resp.Header.Get("Location") != fmt.Sprintf("/container/%d", acme) {
 		t.Fatalf("accepting: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if resp, body = nb.get(fmt.Sprintf("/container/%d", acme)); resp.StatusCode != 200 {
+	if resp, _ = nb.get(fmt.Sprintf("/container/%d", acme)); resp.StatusCode != 200 {
 		t.Fatalf("the new member's view of the container: %d", resp.StatusCode)
 	}
 	if resp, _ = nb.get(fmt.Sprintf("/container/%d", other)); resp.StatusCode != 404 {
@@ -110,7 +110,7 @@ func TestInvitation(t *testing.T) {
 	link = invite(t, admin, acme, "READ")
 	eb := ui.browser()
 	eb.login("existing", "existing user passphrase")
-	resp, body = eb.get(link)
+	_, body = eb.get(link)
 	if !strings.Contains(body, "Join as existing") {
 		t.Fatalf("the invitation page for a logged-in user:\n%s", body)
 	}

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 
 	"github.com/sonde-monitoring/sonde/internal/state"
@@ -10,6 +12,15 @@ import (
 type sessionRow struct {
 	state.Session
 	Current bool
+	// Handle names the session in the form that ends it: derived from its
+	// id hash, which itself is never shown (restricted data).
+	Handle string
+}
+
+// sessionHandle derives a session's handle from its id hash.
+func sessionHandle(idHash string) string {
+	h := sha256.Sum256([]byte("sonde session handle\x00" + idHash))
+	return hex.EncodeToString(h[:16])
 }
 
 // GET /sessions: the user's sessions, to end the ones not recognised.
@@ -25,7 +36,7 @@ func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request, si session
 		if !now.Before(se.ExpiresAt) || now.Sub(se.LastSeenAt) >= IdleTimeout {
 			continue // expired: gone at the next clean-up
 		}
-		rows = append(rows, sessionRow{Session: se, Current: se.IDHash == si.hash})
+		rows = append(rows, sessionRow{Session: se, Current: se.IDHash == si.hash, Handle: sessionHandle(se.IDHash)})
 	}
 	s.render(w, r, http.StatusOK, "sessions", page{Title: "Your sessions", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user), Data: rows})
 }
@@ -42,8 +53,19 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request, si sessionIn
 		http.Redirect(w, r, "/sessions", http.StatusSeeOther)
 		return
 	}
-	hash := r.PostFormValue("session")
-	if len(hash) != 64 {
+	handle := r.PostFormValue("session")
+	ses, err := s.st.UserSessions(r.Context(), si.user.ID)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	hash := ""
+	for _, se := range ses {
+		if equalTokens(sessionHandle(se.IDHash), handle) {
+			hash = se.IDHash
+		}
+	}
+	if hash == "" {
 		s.notFound(w, r, si)
 		return
 	}

@@ -260,7 +260,7 @@ func when(p page, v any) template.HTML {
 		}
 		t = *x
 	default:
-		return template.HTML(template.HTMLEscapeString(fmt.Sprint(v)))
+		return template.HTML(template.HTMLEscapeString(fmt.Sprint(v))) // #nosec G203 -- escaped here
 	}
 	if t.IsZero() {
 		return ""

@@ -735,7 +735,7 @@ func TestSessionsPage(t *testing.T) {
 	phone.login("dora", "dora's passphrase")
 	eve.login("eve", "eve's passphrase ok")
 	_, body := laptop.get("/sessions")
-	hashes := regexp.MustCompile(`name="session" value="([0-9a-f]{64})"`).FindAllStringSubmatch(body, -1)
+	hashes := regexp.MustCompile(`name="session" value="([0-9a-f]{32})"`).FindAllStringSubmatch(body, -1)
 	if len(hashes) != 2 || !strings.Contains(body, "(this one)") {
 		t.Fatalf("dora's sessions:\n%s", body)
 	}
