@@ -48,24 +48,69 @@ WHERE m.container_id = $1 AND u.disabled_at IS NULL ORDER BY u.username`, contai
 	return out, rows.Err()
 }
 
+// ErrLastAdmin is returned when a change would leave a container that
+// stops inheritance without a member holding the admin flag: nobody could
+// manage it any more.
+var ErrLastAdmin = errors.New("the container stops inheritance and would have no admin of its own")
+
+// keepsAdmin fails the transaction with ErrLastAdmin when the container
+// stops inheritance and no member holds adminFlag. Checked inside the
+// transaction of the change: two admins removing each other at once
+// cannot both succeed.
+func keepsAdmin(ctx context.Context, tx *sql.Tx, container int64, adminFlag uint64) error {
+	var stops, admins int
+	err := tx.QueryRowContext(ctx, `SELECT (SELECT inherit_access = 0 FROM containers WHERE id = $1),
+(SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id
+ WHERE m.container_id = $1 AND (m.permissions & $2) = $2 AND u.disabled_at IS NULL)`, container, adminFlag).Scan(&stops, &admins)
+	if err != nil {
+		return err
+	}
+	if stops == 1 && admins == 0 {
+		return ErrLastAdmin
+	}
+	return nil
+}
+
 // SetMembership replaces a user's grant on a container that the user
-// holds already; ErrNotFound when there is none.
-func (s *Store) SetMembership(ctx context.Context, user, container int64, perms uint64) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE memberships SET permissions = $1 WHERE user_id = $2 AND container_id = $3`, perms, user, container)
-	return affected(res, err, fmt.Sprintf("the access of user %d to container %d", user, container))
+// holds already; ErrNotFound when there is none, ErrLastAdmin when it
+// would leave the container without an admin (adminFlag).
+func (s *Store) SetMembership(ctx context.Context, user, container int64, perms, adminFlag uint64) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE memberships SET permissions = $1 WHERE user_id = $2 AND container_id = $3`, perms, user, container)
+		if err := affected(res, err, fmt.Sprintf("the access of user %d to container %d", user, container)); err != nil {
+			return err
+		}
+		return keepsAdmin(ctx, tx, container, adminFlag)
+	})
 }
 
 // RemoveMembership takes a user's grant on a container away, and ends the
 // user's sessions (what they see changes under them otherwise only at
-// the next page; a removed user must be out at once).
-func (s *Store) RemoveMembership(ctx context.Context, user, container int64) error {
+// the next page; a removed user must be out at once). ErrLastAdmin when
+// it would leave the container without an admin (adminFlag).
+func (s *Store) RemoveMembership(ctx context.Context, user, container int64, adminFlag uint64) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM memberships WHERE user_id = $1 AND container_id = $2`, user, container)
 		if err := affected(res, err, fmt.Sprintf("the access of user %d to container %d", user, container)); err != nil {
 			return err
 		}
+		if err := keepsAdmin(ctx, tx, container, adminFlag); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1`, user)
 		return err
+	})
+}
+
+// StopInheritance makes a container visible to its own members only;
+// ErrLastAdmin when none of them holds adminFlag.
+func (s *Store) StopInheritance(ctx context.Context, container int64, adminFlag uint64) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE containers SET inherit_access = 0 WHERE id = $1`, container)
+		if err := affected(res, err, fmt.Sprintf("container %d", container)); err != nil {
+			return err
+		}
+		return keepsAdmin(ctx, tx, container, adminFlag)
 	})
 }
 

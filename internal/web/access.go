@@ -403,6 +403,11 @@ func (s *Server) member(w http.ResponseWriter, r *http.Request, si sessionInfo, 
 	return state.Member{}, nil, false
 }
 
+const (
+	lastAdminMsg = "this container stops inheritance and would be left without an admin of its own: make someone else admin first."
+	stopMsg      = "Invite an admin of this container (CONTAINER_ADMIN here) before you stop inheritance: otherwise nobody could manage it."
+)
+
 // lastAdmin reports whether taking CONTAINER_ADMIN from user would leave
 // a container that stops inheritance with no admin of its own: nobody
 // could then manage it.
@@ -438,7 +443,10 @@ func (s *Server) setMember(w http.ResponseWriter, r *http.Request, si sessionInf
 		s.showAccess(w, r, si, c, mine, http.StatusBadRequest, accessData{MemberError: m.Username + ": " + msg})
 		return
 	}
-	if err := s.st.SetMembership(r.Context(), m.UserID, c.ID, uint64(perms)); err != nil {
+	if err := s.st.SetMembership(r.Context(), m.UserID, c.ID, uint64(perms), uint64(auth.ContainerAdmin)); errors.Is(err, state.ErrLastAdmin) {
+		s.showAccess(w, r, si, c, mine, http.StatusConflict, accessData{MemberError: m.Username + ": " + lastAdminMsg})
+		return
+	} else if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
@@ -461,7 +469,10 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request, si session
 			m.Username + " is its only admin: make someone else admin first."})
 		return
 	}
-	if err := s.st.RemoveMembership(r.Context(), m.UserID, c.ID); err != nil {
+	if err := s.st.RemoveMembership(r.Context(), m.UserID, c.ID, uint64(auth.ContainerAdmin)); errors.Is(err, state.ErrLastAdmin) {
+		s.showAccess(w, r, si, c, mine, http.StatusConflict, accessData{MemberError: m.Username + ": " + lastAdminMsg})
+		return
+	} else if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
@@ -486,13 +497,22 @@ func (s *Server) containerSettings(w http.ResponseWriter, r *http.Request, si se
 			return
 		}
 		if !hasAdmin(members, 0) {
-			s.showAccess(w, r, si, c, mine, http.StatusBadRequest, accessData{MemberError: "Invite an admin of this container " +
-				"(CONTAINER_ADMIN here) before you stop inheritance: otherwise nobody could manage it."})
+			s.showAccess(w, r, si, c, mine, http.StatusBadRequest, accessData{MemberError: stopMsg})
 			return
 		}
 	}
 	if inherit != c.InheritAccess {
-		if err := s.st.SetInheritAccess(ctx, c.ID, inherit); err != nil {
+		var err error
+		if inherit {
+			err = s.st.SetInheritAccess(ctx, c.ID, true)
+		} else {
+			err = s.st.StopInheritance(ctx, c.ID, uint64(auth.ContainerAdmin))
+		}
+		if errors.Is(err, state.ErrLastAdmin) {
+			s.showAccess(w, r, si, c, mine, http.StatusConflict, accessData{MemberError: stopMsg})
+			return
+		}
+		if err != nil {
 			s.serverError(w, r, err)
 			return
 		}
@@ -547,12 +567,44 @@ func (s *Server) invitation(w http.ResponseWriter, r *http.Request) (state.Invit
 		s.serverError(w, r, err)
 		return inv, "", false
 	}
+	// A link is worth what its inviter still holds: an admin removed (or
+	// stripped of a flag) since cannot let anyone in with it.
+	if ok, err := s.inviterHolds(r, inv); err != nil {
+		s.serverError(w, r, err)
+		return inv, "", false
+	} else if !ok {
+		s.invitationGone(w, r)
+		return inv, "", false
+	}
 	c, err := s.st.Container(r.Context(), inv.ContainerID)
 	if err != nil {
 		s.serverError(w, r, err)
 		return inv, "", false
 	}
 	return inv, c.Name, true
+}
+
+// inviterHolds reports whether the invitation's creator still administers
+// its container with every flag the invitation gives.
+func (s *Server) inviterHolds(r *http.Request, inv state.Invitation) (bool, error) {
+	if inv.CreatedBy == 0 {
+		return false, nil
+	}
+	u, err := s.st.UserByID(r.Context(), inv.CreatedBy)
+	if errors.Is(err, state.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if u.DisabledAt != nil {
+		return false, nil
+	}
+	_, perms, err := s.computeVisible(r, u)
+	if err != nil {
+		return false, err
+	}
+	return perms[inv.ContainerID].Has(auth.ContainerAdmin | auth.Permission(inv.Permissions)), nil
 }
 
 func (s *Server) invitationGone(w http.ResponseWriter, r *http.Request) {

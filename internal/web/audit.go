@@ -41,11 +41,23 @@ func (s *Server) audited(w http.ResponseWriter, r *http.Request, si sessionInfo,
 	kind, param := audit.Object(r.Pattern, "/")
 	id, err := strconv.ParseInt(r.PathValue(param), 10, 64)
 	if kind == "" || err != nil {
-		// A creation: the container the form names.
-		kind, param = "container", "container"
-		id, err = strconv.ParseInt(r.PostFormValue("container"), 10, 64)
+		kind, id, err = "", 0, nil
+		if formCreations()[r.Pattern] {
+			// A creation: in the container the form names, when the user
+			// sees it (the handler refuses the others; an entry must never
+			// land in a log the user cannot write to).
+			c, perr := strconv.ParseInt(r.PostFormValue("container"), 10, 64)
+			_, perms, verr := s.visible(r, si)
+			if verr != nil {
+				s.serverError(w, r, verr)
+				return
+			}
+			if _, ok := perms[c]; perr == nil && ok {
+				kind, id = "container", c
+			}
+		}
 	}
-	if err == nil && id > 0 {
+	if kind != "" && id > 0 {
 		e.ObjectKind, e.ObjectID = kind, id
 		c, err := s.st.ContainerOf(r.Context(), kind, id)
 		switch {
@@ -71,6 +83,13 @@ func (s *Server) audited(w http.ResponseWriter, r *http.Request, si sessionInfo,
 	}
 	e.At, e.Status = s.now(), rec.code
 	s.appendAudit(r, e)
+}
+
+// formCreations are the form posts that create an object in the
+// container their form names; other posts without an object in the path
+// (the user's own account) are in no container.
+func formCreations() map[string]bool {
+	return map[string]bool{"POST /tokens": true, "POST /conditions": true, "POST /rules": true, "POST /maintenance": true}
 }
 
 // appendAudit writes an entry; a failure is logged (the change is made).

@@ -137,6 +137,8 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request, si sessionInfo
 }
 
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Error("a page failed", "path", r.URL.Path, "err", err)
+	// The route, not the path: a path may hold a secret (an invitation
+	// link's token).
+	s.log.Error("a page failed", "route", r.Pattern, "err", err)
 	s.render(w, r, http.StatusInternalServerError, "notfound", page{Title: "Error", Error: "Something went wrong on the hub; its log has the details."})
 }
