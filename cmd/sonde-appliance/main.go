@@ -29,6 +29,10 @@ Usage:
                         connect out to the hub (enrolling with the token the first time) and run the checks
   sonde-appliance vault set|list|hosts|rm|rotate|rekey ...
                         manage the credentials the probes use (values never leave the appliance)
+  sonde-appliance audit [--json] [--root DIR] [--data DIR]
+                        check this system's hardening (SSH, updates, disk encryption, Sonde's own files);
+                        exit status 1 when a check fails. The running appliance sends the same audit
+                        to the hub every hour (collector "appliance", check "hardening")
   sonde-appliance version
 
 Run "sonde-appliance run -h" or "sonde-appliance vault" for the flags.
@@ -63,6 +67,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "vault":
 		return vaultMain(ctx, args[1:], stdin, stdout, stderr)
+	case "audit":
+		return auditMain(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sonde-appliance", version)
 		return 0
@@ -88,6 +94,8 @@ func runAppliance(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.PassphraseFile, "passphrase-file", "", "seal the vault with the passphrase in this file instead of the key file")
 	fs.Int64Var(&cfg.BufferBytes, "buffer-bytes", 1<<30, "disk budget for results waiting for the hub; the oldest are dropped beyond it")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.PinnedVersion, "pinned-version", "", "the version this appliance is pinned at, if any (the hardening audit reports it)")
+	fs.IntVar(&cfg.RotationDays, "rotation-days", 90, "credentials older than this many days fail the hardening audit's rotation check")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -70,6 +70,12 @@ type Config struct {
 	// MaxConcurrent bounds the checks running at once; 0 means the
 	// scheduler's default.
 	MaxConcurrent int
+	// PinnedVersion is the version the operator pinned this appliance at
+	// ("" when not pinned): the hardening audit reports it.
+	PinnedVersion string
+	// RotationDays is the credential rotation policy the hardening audit
+	// checks the vault against; 0 means 90.
+	RotationDays int
 }
 
 // Validate checks the configuration and names the flag to fix.
@@ -163,6 +169,7 @@ func Open(cfg Config) (*Appliance, error) {
 		a.probes = reg
 		a.closers = append(a.closers, closeProbes)
 	}
+	a.probes = a.withHardening(a.probes)
 	a.sched = schedule.New(a.runCheck, schedule.Options{Clock: cfg.Clock, MaxConcurrent: cfg.MaxConcurrent, Logger: cfg.Logger})
 	if err := a.loadAssets(); err != nil {
 		a.log.Warn("the last known configuration cannot be read; waiting for the hub's", "err", err)

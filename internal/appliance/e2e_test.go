@@ -170,7 +170,7 @@ func TestEnrollAndProbe(t *testing.T) {
 		r.hub.Must(200, "GET", "/api/v1/container/1/appliances", nil, &list)
 		return len(list) == 1 && list[0].Version == "test"
 	})
-	if !list[0].Connected || list[0].Name != "probe-1" || list[0].Assets != 1 || len(list[0].Probes) == 0 || !strings.HasPrefix(list[0].Remote, "127.0.0.1:") {
+	if !list[0].Connected || list[0].Name != "probe-1" || list[0].Assets != 2 || len(list[0].Probes) == 0 || !strings.HasPrefix(list[0].Remote, "127.0.0.1:") {
 		t.Errorf("appliance listed as %+v", list[0])
 	}
 
@@ -258,15 +258,16 @@ func TestRunsFromLastConfiguration(t *testing.T) {
 	}()
 	a := r.appliance(dir, "probe-1", logs)
 	stop := start(t, a)
-	testutil.WaitFor(t, "the asset", 15*time.Second, func() bool { return a.Status().Assets == 1 })
+	// Two assets: web, and the appliance's own (its hardening audit).
+	testutil.WaitFor(t, "the assets", 15*time.Second, func() bool { return a.Status().Assets == 2 })
 	stop()
 	httpsAddr := r.hub.Addr
 	r.hub.Stop()
 
 	// The hub is away: the appliance starts from what it knew.
 	a = r.appliance(dir, "probe-1", logs)
-	if st := a.Status(); st.Assets != 1 {
-		t.Fatalf("after a restart without the hub the appliance serves %d assets, want 1", st.Assets)
+	if st := a.Status(); st.Assets != 2 {
+		t.Fatalf("after a restart without the hub the appliance serves %d assets, want 2", st.Assets)
 	}
 	start(t, a)
 	testutil.WaitFor(t, "a result buffered while the hub is away", 20*time.Second, func() bool { return a.Status().Buffered > 0 })
@@ -361,5 +362,80 @@ func TestStopsPromptly(t *testing.T) {
 			t.Fatalf("the appliance did not stop within 5 s; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 		}
 		a.Close()
+	}
+}
+
+// TestHardeningAudit: a Sonde appliance gets its own asset from the hub
+// and sends its hardening audit as that asset's check (collector
+// "appliance", check "hardening"), run on this machine for real; the
+// audit never goes to another appliance of the zone.
+func TestHardeningAudit(t *testing.T) {
+	r := newRig(t, hub.Config{Version: "v1.2.3"})
+	logs := &testutil.SyncBuffer{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("appliance log:\n%s", logs)
+		}
+	}()
+	a := r.appliance(t.TempDir(), "edge-1", logs)
+	start(t, a)
+	type asset struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+		Kind string `json:"kind"`
+	}
+	var own asset
+	testutil.WaitFor(t, "the appliance's own asset", 20*time.Second, func() bool {
+		var list []asset
+		r.hub.Must(200, "GET", "/api/v1/container/1/assets", nil, &list)
+		for _, x := range list {
+			if x.Kind == "Sonde appliance" && x.Name == "edge-1" {
+				own = x
+				return true
+			}
+		}
+		return false
+	})
+	// Every 10 s instead of every hour, for the test.
+	r.hub.Must(204, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/appliance", own.ID), map[string]any{
+		"checks": map[string]any{"hardening": map[string]any{"interval": 10}},
+	}, nil)
+	var res struct {
+		Data map[string][]map[string]any `json:"data"`
+	}
+	var lastBody string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last answer: %s", lastBody)
+		}
+	}()
+	testutil.WaitFor(t, "the hardening audit on the hub", 40*time.Second, func() bool {
+		code, body := r.hub.Call("GET", fmt.Sprintf("/api/v1/asset/%d/collector/appliance/check/hardening", own.ID), nil, &res)
+		lastBody = string(body)
+		return code == 200 && len(res.Data["hardening"]) > 0
+	})
+	items := map[string]map[string]any{}
+	for _, it := range res.Data["hardening"] {
+		items[it["name"].(string)] = it
+	}
+	for _, name := range []string{"ssh.password_authentication", "os.reboot_required", "disk.data_encrypted", "sonde.version", "sonde.data_dir", "sonde.vault_file", "sonde.key_file"} {
+		it, ok := items[name]
+		if !ok {
+			t.Errorf("no finding %s in %v", name, items)
+			continue
+		}
+		if s := it["status"]; s != "pass" && s != "fail" && s != "unknown" {
+			t.Errorf("%s: status %v", name, s)
+		}
+	}
+	// The appliance's own files are as it made them; the version is the
+	// hub's announced one against "test".
+	for _, name := range []string{"sonde.data_dir", "sonde.vault_file", "sonde.key_file"} {
+		if items[name]["status"] != "pass" {
+			t.Errorf("%s: %v", name, items[name])
+		}
+	}
+	if obs, _ := items["sonde.version"]["observed"].(string); !strings.Contains(obs, "v1.2.3") && items["sonde.version"]["status"] != "unknown" {
+		t.Errorf("sonde.version: %v", items["sonde.version"])
 	}
 }

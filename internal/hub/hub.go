@@ -226,7 +226,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 			State: h.st, Ingest: in, CA: h.ca, Cert: cert, Logger: cfg.Logger.With("part", "stream"),
 			AllowTokenAnnounce: cfg.AllowTokenAnnounce, ExtraProbeKeys: cfg.ExtraProbeKeys,
 			Heartbeat: cfg.Heartbeat, CertValidity: cfg.ApplianceCertValidity, Now: cfg.Now,
-			MaxAppliancesPerContainer: cfg.MaxAppliancesPerContainer,
+			MaxAppliancesPerContainer: cfg.MaxAppliancesPerContainer, Version: cfg.Version,
 		})
 		if err != nil {
 			return nil, err

@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/hardening"
 )
 
 // Appliance is an appliance enrolled in a container.
@@ -207,7 +210,50 @@ type ProbeAsset struct {
 	ContainerID int64
 	Zone        int
 	Name        string
+	// ApplianceID binds the asset to one appliance (its own asset); 0
+	// leaves it to the zone's share.
+	ApplianceID int64
 	Collectors  []ProbeCollector
+}
+
+// The collector and check of an appliance's own hardening audit.
+const (
+	ApplianceCollector = hardening.Collector
+	HardeningCheck     = hardening.Check
+	// HardeningInterval is how often (seconds) the audit runs.
+	HardeningInterval = 3600
+)
+
+// EnsureApplianceAsset gives a Sonde appliance its own asset (named after
+// it, kind "Sonde appliance", bound to it) with the hardening audit, once;
+// it returns the asset's id.
+func (s *Store) EnsureApplianceAsset(ctx context.Context, appliance int64) (int64, error) {
+	var id int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT id FROM assets WHERE appliance_id = $1`, appliance).Scan(&id)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		now := time.Now().Unix()
+		if err := tx.QueryRowContext(ctx, `INSERT INTO assets (container_id, name, kind, zone, created_at, appliance_id)
+SELECT container_id, name, 'Sonde appliance', zone, $2, id FROM appliances WHERE id = $1 RETURNING id`, appliance, now).Scan(&id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO asset_collectors (asset_id, collector, config, created_at) VALUES ($1, $2, '{}', $3)`,
+			id, ApplianceCollector, now); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO asset_checks (asset_id, collector, check_key, interval_s, disabled) VALUES ($1, $2, $3, $4, 0)`,
+			id, ApplianceCollector, HardeningCheck, HardeningInterval)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("giving appliance %d its own asset: %w", appliance, err)
+	}
+	return id, nil
 }
 
 // ProbeAssets returns the assets of a container (or the one asset when
@@ -219,7 +265,7 @@ func (s *Store) ProbeAssets(ctx context.Context, container, only int64, keys []s
 	for _, k := range keys {
 		want[k] = true
 	}
-	q := `SELECT a.id, a.container_id, a.zone, a.name, c.collector, c.config, k.check_key, k.interval_s, k.disabled
+	q := `SELECT a.id, a.container_id, a.zone, a.name, COALESCE(a.appliance_id, 0), c.collector, c.config, k.check_key, k.interval_s, k.disabled
 FROM assets a
 JOIN asset_collectors c ON c.asset_id = a.id
 JOIN asset_checks k ON k.asset_id = a.id AND k.collector = c.collector
@@ -242,7 +288,7 @@ ORDER BY a.id, c.collector, k.check_key`
 		var col, cfg, check string
 		var pc ProbeCheck
 		var disabled int
-		if err := rows.Scan(&pa.ID, &pa.ContainerID, &pa.Zone, &pa.Name, &col, &cfg, &check, &pc.Interval, &disabled); err != nil {
+		if err := rows.Scan(&pa.ID, &pa.ContainerID, &pa.Zone, &pa.Name, &pa.ApplianceID, &col, &cfg, &check, &pc.Interval, &disabled); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("listing the probe checks of container %d: %w", container, err)
 		}
@@ -300,4 +346,52 @@ func (s *Store) CheckByID(ctx context.Context, id int64) (asset int64, collector
 		return 0, "", "", notFound(err, fmt.Sprintf("check %d", id))
 	}
 	return asset, collector, check, nil
+}
+
+// Hardening is the summary of an appliance's latest hardening audit.
+type Hardening struct {
+	AssetID int64
+	At      time.Time
+	Failed  int
+	Unknown int
+	Total   int
+}
+
+// ApplianceHardening summarises the latest hardening audit of each
+// appliance of a container that has sent one, by appliance id.
+func (s *Store) ApplianceHardening(ctx context.Context, container int64) (map[int64]Hardening, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT a.appliance_id, a.id, r.ts, r.result FROM assets a
+JOIN check_results r ON r.asset_id = a.id AND r.collector = $2 AND r.check_key = $3
+WHERE a.container_id = $1 AND a.appliance_id IS NOT NULL`, container, ApplianceCollector, HardeningCheck)
+	if err != nil {
+		return nil, fmt.Errorf("reading the hardening audits of container %d: %w", container, err)
+	}
+	defer rows.Close()
+	out := map[int64]Hardening{}
+	for rows.Next() {
+		var app int64
+		var h Hardening
+		var ts int64
+		var raw []byte
+		if err := rows.Scan(&app, &h.AssetID, &ts, &raw); err != nil {
+			return nil, err
+		}
+		h.At = time.Unix(ts, 0).UTC()
+		var res map[string][]struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(raw, &res) == nil {
+			for _, it := range res[hardening.Type] {
+				h.Total++
+				switch it.Status {
+				case string(hardening.Fail):
+					h.Failed++
+				case string(hardening.Unknown):
+					h.Unknown++
+				}
+			}
+		}
+		out[app] = h
+	}
+	return out, rows.Err()
 }

@@ -30,6 +30,13 @@ func TestAssign(t *testing.T) {
 		{"an appliance with nothing to serve gets an empty list", []member{{1, 5}}, assets(0, 1),
 			map[int64]string{1: "[]"}},
 		{"no appliances", nil, assets(0, 1), map[int64]string{}},
+		{"an appliance's own asset goes to it, whatever the modulo", []member{{3, 0}, {9, 0}},
+			[]state.ProbeAsset{{ID: 2, ApplianceID: 9}, {ID: 5, ApplianceID: 3}, {ID: 8, ApplianceID: 4}, {ID: 4}},
+			map[int64]string{3: "[5 4]", 9: "[2]"}},
+		{"the hardening audit is not run for an asset of no appliance", []member{{1, 0}},
+			[]state.ProbeAsset{{ID: 1, Collectors: []state.ProbeCollector{{Key: state.ApplianceCollector}}},
+				{ID: 2, Collectors: []state.ProbeCollector{{Key: state.ApplianceCollector}, {Key: "tcp"}}}},
+			map[int64]string{1: "[2]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := assign(tc.members, tc.assets)

@@ -74,6 +74,9 @@ type Config struct {
 	// configuration push); 0 means 100.
 	MaxAppliancesPerContainer int
 	Now                       func() time.Time
+	// Version is the hub's version: an appliance's hardening audit
+	// reports an older appliance.
+	Version string
 }
 
 // Server serves appliance streams.
@@ -133,7 +136,7 @@ func New(cfg Config) (*Server, error) {
 	tc.NextProtos = nil
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, tls: tc,
-		probes:       append(append([]string(nil), ProbeKeys...), cfg.ExtraProbeKeys...),
+		probes:       append(append([]string{state.ApplianceCollector}, ProbeKeys...), cfg.ExtraProbeKeys...),
 		fails:        newFailLimiter(10, time.Minute, cfg.Now),
 		preAuth:      make(chan struct{}, maxPreAuth),
 		preAuthHosts: map[string]int{},
@@ -582,6 +585,13 @@ func (s *Server) announce(ctx context.Context, conn *tls.Conn, p wire.Packet, re
 		return nil, &refusal{msg: "this appliance was revoked on the hub", log: "revoked appliance " + strconv.FormatInt(app.ID, 10)}
 	}
 	ss.log.Info("appliance connected", "name", app.Name, "zone", app.Zone, "container_id", app.ContainerID, "mtls", len(certs) > 0)
+	if len(certs) > 0 {
+		// A Sonde appliance audits its own hardening, as its own asset.
+		if _, err := s.cfg.State.EnsureApplianceAsset(ctx, app.ID); err != nil {
+			s.remove(ss)
+			return nil, err
+		}
+	}
 	if err := s.reconcile(ctx, app.ContainerID); err != nil {
 		s.remove(ss)
 		return nil, err
@@ -775,7 +785,7 @@ func (s *Server) reconcile(ctx context.Context, container int64) error {
 	for _, m := range members {
 		var mine []wire.Asset
 		for _, a := range plan[m.app.ID] {
-			w, err := wireAsset(a)
+			w, err := wireAsset(a, s.cfg.Version)
 			if err != nil {
 				s.log.Error("an asset's configuration cannot be sent to its appliance", "asset_id", a.ID, "err", err)
 				continue
@@ -793,12 +803,20 @@ func (s *Server) reconcile(ctx context.Context, container int64) error {
 // wireAsset converts an asset's probe configuration for the stream. The
 // collector's configuration goes as the probe config; disabled checks are
 // left out.
-func wireAsset(a state.ProbeAsset) (wire.Asset, error) {
+func wireAsset(a state.ProbeAsset, hubVersion string) (wire.Asset, error) {
 	w := wire.Asset{ID: uint64(a.ID), Zone: a.Zone, Name: a.Name} // #nosec G115 -- ids are positive
 	for _, c := range a.Collectors {
 		cfg, err := jsonToMap(c.Config)
 		if err != nil {
 			return w, fmt.Errorf("collector %s: %w", c.Key, err)
+		}
+		if c.Key == state.ApplianceCollector && hubVersion != "" {
+			// The version the hub announces, for the appliance's
+			// version check.
+			if cfg == nil {
+				cfg = map[string]any{}
+			}
+			cfg["latestVersion"] = hubVersion
 		}
 		p := wire.AssetProbe{Key: c.Key, Config: cfg}
 		for _, k := range c.Checks {

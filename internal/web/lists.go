@@ -71,6 +71,8 @@ type applianceRow struct {
 	state.Appliance
 	Connected bool
 	Live      stream.Live
+	// Hardening is the latest hardening audit; nil before the first.
+	Hardening *state.Hardening
 }
 
 // GET /appliances: the appliances of every container the user sees, with
@@ -88,8 +90,18 @@ func (s *Server) appliancesPage(w http.ResponseWriter, r *http.Request, si sessi
 			s.serverError(w, r, err)
 			return
 		}
+		audits := map[int64]state.Hardening{}
+		if len(as) > 0 {
+			if audits, err = s.st.ApplianceHardening(r.Context(), c); err != nil {
+				s.serverError(w, r, err)
+				return
+			}
+		}
 		for _, a := range as {
 			row := applianceRow{Appliance: a}
+			if h, ok := audits[a.ID]; ok {
+				row.Hardening = &h
+			}
 			if s.appliances != nil && a.RevokedAt == nil {
 				row.Live, row.Connected = s.appliances.Live(a.ID)
 			}
