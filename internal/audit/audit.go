@@ -87,6 +87,14 @@ func SetReason(ctx context.Context, reason string) {
 	p.Update(func(e *Entry) { e.Reason = reason })
 }
 
+// SetDetail records what else the entry should say (the user whose
+// access changed, the permissions given). Never a secret.
+func SetDetail(ctx context.Context, detail string) {
+	if p := From(ctx); p != nil {
+		p.Update(func(e *Entry) { e.Detail = detail })
+	}
+}
+
 // SetObject records the object a change made (a created id).
 func SetObject(ctx context.Context, kind string, id int64) {
 	if p := From(ctx); p != nil {

@@ -189,3 +189,13 @@ func TestAuditEveryMutatingRoute(t *testing.T) {
 		t.Errorf("a bad since: %d", code)
 	}
 }
+
+// TestExternalURLChecked: --external-url must be an https origin.
+func TestExternalURLChecked(t *testing.T) {
+	for _, bad := range []string{"http://sonde.example.com", "https://", "https://sonde.example.com/path", "https://u:p@sonde.example.com", "sonde.example.com"} {
+		_, err := New(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ExternalURL: bad})
+		if err == nil || !strings.Contains(err.Error(), "--external-url") {
+			t.Errorf("--external-url %q: %v", bad, err)
+		}
+	}
+}

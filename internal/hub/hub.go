@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,8 +53,12 @@ const AdminPasswordFile = "admin-password"
 
 // Config configures a hub.
 type Config struct {
-	DataDir      string
-	Listen       string // HTTPS address, e.g. ":8443"
+	DataDir string
+	Listen  string // HTTPS address, e.g. ":8443"
+	// ExternalURL is the hub's address as users reach it (through a
+	// proxy, say), for links the web UI hands out; empty uses the host
+	// the browser asked for.
+	ExternalURL  string
 	StreamListen string // appliance stream address (TLS); empty serves none
 	// AllowTokenAnnounce accepts InfraSonar appliances that announce with
 	// a token and no client certificate.
@@ -146,6 +151,12 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("give both --tls-cert and --tls-key, or neither")
+	}
+	if cfg.ExternalURL != "" {
+		u, err := url.Parse(cfg.ExternalURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return nil, fmt.Errorf("--external-url %q must be https://HOST[:PORT], the address users reach the hub at", cfg.ExternalURL)
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory %s: %w", cfg.DataDir, err)
@@ -245,7 +256,8 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	h.web, err = web.New(web.Config{State: h.st, Logger: cfg.Logger.With("part", "web"), Now: cfg.Now,
 		AdminPasswordFile: filepath.Join(cfg.DataDir, AdminPasswordFile), Version: cfg.Version,
 		Series: h.series, Alerts: h.alerts, Appliances: webAppliances(h.stream),
-		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks, MailConfigured: mailer != nil, MailDomains: cfg.SMTPAllowedDomains})
+		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks, MailConfigured: mailer != nil, MailDomains: cfg.SMTPAllowedDomains,
+		ExternalURL: cfg.ExternalURL})
 	if err != nil {
 		return nil, err
 	}

@@ -133,3 +133,18 @@ func (s *Store) ContainerOf(ctx context.Context, kind string, id int64) (int64, 
 	}
 	return c, nil
 }
+
+// AuditRetention is how long audit entries are kept (the store refuses to
+// delete younger ones).
+const AuditRetention = 400 * 24 * time.Hour
+
+// PruneAudit removes the entries older than the retention, up to 10,000
+// at a time; it returns how many went.
+func (s *Store) PruneAudit(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 ORDER BY at LIMIT 10000)`,
+		now.Add(-AuditRetention-time.Hour).Unix())
+	if err != nil {
+		return 0, fmt.Errorf("removing old audit entries: %w", err)
+	}
+	return res.RowsAffected()
+}

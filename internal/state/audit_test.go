@@ -31,12 +31,12 @@ func TestAuditAppendOnly(t *testing.T) {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM audit_log WHERE at > $1`, now.Add(-time.Hour).Unix()); err == nil {
 		t.Errorf("deleting a recent entry worked")
 	}
-	res, err := s.w.ExecContext(ctx, `DELETE FROM audit_log WHERE at < $1`, now.Add(-400*24*time.Hour).Unix())
+	n, err := s.PruneAudit(ctx, now)
 	if err != nil {
-		t.Fatalf("deleting an entry past the retention: %v", err)
+		t.Fatalf("pruning entries past the retention: %v", err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		t.Errorf("deleted %d entries past the retention", n)
+	if n != 1 {
+		t.Errorf("pruned %d entries past the retention, want 1", n)
 	}
 	got, err := s.AuditLog(ctx, AuditFilter{Containers: []int64{1}})
 	if err != nil || len(got) != 1 || got[0].Action != "login" {

@@ -55,6 +55,31 @@ func TestApplianceAuditEvents(t *testing.T) {
 	if len(log) != 20 {
 		t.Errorf("%d events in the audit log, want the 20 a minute allows", len(log))
 	}
+	// A new stream of the same appliance does not reset the limit.
+	c.Close()
+	c2 := dialStream(t, h)
+	body, err = wire.MarshalAnnounce(wire.Announce{ApplianceID: r.ApplianceID, Name: "edge-1", Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wire.WritePacket(c2, wire.Packet{PID: 1, Type: wire.TypeAnnounce, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	c2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if p, err := wire.ReadPacket(c2, 1<<20); err != nil || p.Type != wire.TypeAnnounceReply {
+		t.Fatalf("announce again: %v %v", p.Type, err)
+	}
+	for i := range 10 {
+		ev := wire.MarshalAuditLog(wire.AuditLog{EventID: int64(100 + i), Message: "again"})
+		if err := wire.WritePacket(c2, wire.Packet{PID: uint16(2 + i), Type: wire.TypeAuditLog, Body: ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	h.Must(200, "GET", "/api/v1/container/1/log?actorKind=appliance&limit=100", nil, &log)
+	if len(log) != 20 {
+		t.Errorf("%d events after a reconnection, want still 20 in the minute", len(log))
+	}
 	last := log[len(log)-1]
 	if last.ActorID != int64(r.ApplianceID) || last.Action != "appliance audit event" || last.Address != "127.0.0.1" ||
 		last.Detail != "event 0: vault rotated credential 0" {

@@ -98,6 +98,9 @@ type Server struct {
 	// for and until when: the assets of its plan, and for a while those
 	// that left it (its buffer may still hold their results).
 	served map[int64]map[uint64]time.Time
+	// logLimits bound what each appliance can make the hub log and put
+	// in the audit log (20 a minute), across its reconnections.
+	logLimits map[int64]*rateLimit
 	// reconcileMu serialises the pushes of one container.
 	reconcileMu sync.Map // container id → *sync.Mutex
 	wg          sync.WaitGroup
@@ -142,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 		preAuthHosts: map[string]int{},
 		served:       map[int64]map[uint64]time.Time{},
 		sessions:     map[int64]*session{},
+		logLimits:    map[int64]*rateLimit{},
 		pending:      map[int64]bool{},
 	}
 	return s, nil
@@ -623,6 +627,19 @@ func (s *Server) connectedLocked(container int64) int {
 		}
 	}
 	return n
+}
+
+// logLimit is the log limiter of an appliance, the same for all its
+// streams.
+func (s *Server) logLimit(appliance int64) *rateLimit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.logLimits[appliance]
+	if l == nil {
+		l = newRateLimit(20, time.Minute)
+		s.logLimits[appliance] = l
+	}
+	return l
 }
 
 // members lists the connected appliances of a container.

@@ -63,7 +63,7 @@ func newSession(s *Server, conn *tls.Conn, app state.Appliance, announcePID uint
 		closed: make(chan struct{}),
 		live:   Live{ConnectedSince: now, RemoteAddr: remote},
 		sent:   map[uint64][]byte{}, targets: map[uint64]ingest.Target{}, infoPending: map[uint16]bool{},
-		lastInfo: now, logs: newRateLimit(20, time.Minute),
+		lastInfo: now, logs: s.logLimit(app.ID),
 	}
 }
 
@@ -518,7 +518,6 @@ func (r *rateLimit) allow() bool {
 	return r.count <= r.n
 }
 
-// shorten keeps what an appliance says readable in one log line.
 // hostOf is the address of "host:port".
 func hostOf(addr string) string {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
@@ -527,6 +526,7 @@ func hostOf(addr string) string {
 	return addr
 }
 
+// shorten keeps what an appliance says readable in one log line.
 func shorten(s string) string {
 	if len(s) > 500 {
 		s = s[:500] + "…"

@@ -343,7 +343,12 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request, si sessionInfo) 
 	}
 	audit.SetObject(r.Context(), "invitation", id)
 	s.log.Info("invitation created", "invitation_id", id, "container_id", c.ID, "permissions", perms.String(), "by_user_id", si.user.ID)
-	link := "https://" + r.Host + "/invite/" + tok
+	base := strings.TrimSuffix(s.cfg.ExternalURL, "/")
+	if base == "" {
+		base = "https://" + r.Host
+	}
+	audit.SetDetail(r.Context(), "with "+perms.String())
+	link := base + "/invite/" + tok
 	s.showAccess(w, r, si, c, mine, http.StatusCreated, accessData{Link: link})
 }
 
@@ -365,6 +370,7 @@ func (s *Server) withdrawInvitation(w http.ResponseWriter, r *http.Request, si s
 		s.serverError(w, r, err)
 		return
 	}
+	audit.SetDetail(r.Context(), fmt.Sprintf("invitation %d withdrawn", inv))
 	s.log.Info("invitation withdrawn", "invitation_id", inv, "container_id", c.ID, "by_user_id", si.user.ID)
 	http.Redirect(w, r, fmt.Sprintf("/container/%d/access?done=withdrawn", c.ID), http.StatusSeeOther)
 }
@@ -450,6 +456,7 @@ func (s *Server) setMember(w http.ResponseWriter, r *http.Request, si sessionInf
 		s.serverError(w, r, err)
 		return
 	}
+	audit.SetDetail(r.Context(), fmt.Sprintf("user %d (%s) now holds %s", m.UserID, m.Username, perms))
 	s.log.Info("access changed", "user_id", m.UserID, "container_id", c.ID, "permissions", perms.String(), "by_user_id", si.user.ID)
 	http.Redirect(w, r, fmt.Sprintf("/container/%d/access?done=member", c.ID), http.StatusSeeOther)
 }
@@ -476,6 +483,7 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request, si session
 		s.serverError(w, r, err)
 		return
 	}
+	audit.SetDetail(r.Context(), fmt.Sprintf("user %d (%s) removed; held %s", m.UserID, m.Username, auth.Permission(m.Permissions)))
 	s.log.Info("access removed", "user_id", m.UserID, "container_id", c.ID, "by_user_id", si.user.ID)
 	http.Redirect(w, r, fmt.Sprintf("/container/%d/access?done=removed", c.ID), http.StatusSeeOther)
 }

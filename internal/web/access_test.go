@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/auth"
+	"github.com/sonde-monitoring/sonde/internal/state"
 )
 
 var inviteLinkRE = regexp.MustCompile(`<code class="key" id="invite-link">https://[^/]+(/invite/[A-Za-z0-9_-]+)</code>`)
@@ -184,6 +185,10 @@ func TestAccessManagement(t *testing.T) {
 		t.Fatalf("changing a member: %d", resp.StatusCode)
 	}
 	u, _ := ui.st.UserByName(ctx, "reader")
+	if log, _ := ui.st.AuditLog(ctx, state.AuditFilter{Containers: []int64{acme}, Limit: 1}); len(log) != 1 ||
+		log[0].Detail != fmt.Sprintf("user %d (reader) now holds READ|ALERT_ASSIGN", u.ID) || log[0].ObjectKind != "container" {
+		t.Errorf("the audit entry of the change: %+v", log)
+	}
 	ms, _ := ui.st.Memberships(ctx, u.ID)
 	if len(ms) != 1 || auth.Permission(ms[0].Permissions) != auth.Read|auth.AlertAssign {
 		t.Errorf("reader's grants: %+v", ms)
@@ -251,5 +256,19 @@ func TestTimeZone(t *testing.T) {
 	// The clock is 2026-11-25 12:00 UTC: 21:00 in Tokyo.
 	if !strings.Contains(body, `<time datetime="2026-11-25T12:00:00Z">2026-11-25 21:00 JST</time>`) {
 		t.Errorf("the sessions page does not show Tokyo time:\n%s", body)
+	}
+}
+
+// TestInvitationLinkUsesExternalURL: behind a proxy the link names the
+// address users reach the hub at, not the host of the request.
+func TestInvitationLinkUsesExternalURL(t *testing.T) {
+	ui := newTestUIWith(t, func(c *Config) { c.ExternalURL = "https://sonde.example.com/" })
+	ui.user("boss", "the boss passphrase", false, map[int64]auth.Permission{ui.root: auth.All})
+	b := ui.browser()
+	b.login("boss", "the boss passphrase")
+	_, body := b.get(fmt.Sprintf("/container/%d/access", ui.root))
+	_, body = b.post(fmt.Sprintf("/container/%d/invite", ui.root), url.Values{"csrf": {csrfOf(t, body)}, "permissions": {"READ"}})
+	if !strings.Contains(body, `id="invite-link">https://sonde.example.com/invite/`) {
+		t.Errorf("the link does not use the external URL:\n%s", body)
 	}
 }

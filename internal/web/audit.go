@@ -79,7 +79,11 @@ func (s *Server) audited(w http.ResponseWriter, r *http.Request, si sessionInfo,
 	}
 	e = pending.Entry()
 	if e.ObjectKind != kind || e.ObjectID != id {
-		e.Detail = fmt.Sprintf("in %s %d", kind, id)
+		in := fmt.Sprintf("in %s %d", kind, id)
+		if e.Detail != "" {
+			in += "; " + e.Detail
+		}
+		e.Detail = in
 	}
 	e.At, e.Status = s.now(), rec.code
 	s.appendAudit(r, e)

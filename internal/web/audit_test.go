@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/state"
@@ -67,5 +68,37 @@ func TestAuditLogFromTheUI(t *testing.T) {
 	all, _ := ui.st.AuditLog(ctx, state.AuditFilter{Containers: []int64{0}})
 	if all[0].Action != "login failed" || all[0].ActorID != 0 || strings.Contains(fmt.Sprint(all), "nobody-typed") {
 		t.Errorf("a failed login: %+v", all[0])
+	}
+}
+
+// TestChangesAreRateLimited: a user's form posts are limited (the audit
+// log keeps each for 400 days); the limit refills with time.
+func TestChangesAreRateLimited(t *testing.T) {
+	ui := newTestUI(t)
+	ui.user("busy", "busy user passphrase", false, map[int64]auth.Permission{ui.root: auth.Read})
+	b := ui.browser()
+	b.login("busy", "busy user passphrase")
+	_, body := b.get("/account")
+	csrf := csrfOf(t, body)
+	for i := range PostBurst {
+		if resp, _ := b.post("/account/zone", url.Values{"csrf": {csrf}, "zone": {"UTC"}}); resp.StatusCode != 303 {
+			t.Fatalf("change %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp, body := b.post("/account/zone", url.Values{"csrf": {csrf}, "zone": {"UTC"}})
+	if resp.StatusCode != 429 || !strings.Contains(body, "Wait a few seconds") {
+		t.Fatalf("change %d: %d", PostBurst+1, resp.StatusCode)
+	}
+	ui.advance(2 * time.Second)
+	if resp, _ := b.post("/account/zone", url.Values{"csrf": {csrf}, "zone": {"UTC"}}); resp.StatusCode != 303 {
+		t.Errorf("after a pause: %d", resp.StatusCode)
+	}
+	// Another user is not slowed down.
+	ui.user("calm", "calm user passphrase", false, map[int64]auth.Permission{ui.root: auth.Read})
+	c := ui.browser()
+	c.login("calm", "calm user passphrase")
+	_, body = c.get("/account")
+	if resp, _ := c.post("/account/zone", url.Values{"csrf": {csrfOf(t, body)}, "zone": {"UTC"}}); resp.StatusCode != 303 {
+		t.Errorf("another user: %d", resp.StatusCode)
 	}
 }

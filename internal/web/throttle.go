@@ -108,3 +108,50 @@ func (t *throttle) evictLocked(now time.Time) {
 		}
 	}
 }
+
+// Changes a user may make through forms: a burst of PostBurst, then
+// PostsPerMinute. Every change is in the audit log, which is kept 400
+// days: nobody may flood it.
+const (
+	PostBurst      = 60
+	PostsPerMinute = 60
+)
+
+// postLimiter is a token bucket per user.
+type postLimiter struct {
+	mu      sync.Mutex
+	buckets map[int64]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+func newPostLimiter() *postLimiter { return &postLimiter{buckets: map[int64]*bucket{}} }
+
+// allow takes a token of user's bucket.
+func (l *postLimiter) allow(user int64, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[user]
+	if b == nil {
+		if len(l.buckets) >= throttleEntries {
+			// Full buckets hold nothing worth keeping.
+			for id, x := range l.buckets {
+				if x.tokens+now.Sub(x.at).Minutes()*PostsPerMinute >= PostBurst {
+					delete(l.buckets, id)
+				}
+			}
+		}
+		b = &bucket{tokens: PostBurst, at: now}
+		l.buckets[user] = b
+	}
+	b.tokens = min(PostBurst, b.tokens+now.Sub(b.at).Minutes()*PostsPerMinute)
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -77,6 +77,10 @@ type Config struct {
 	// Appliances reports on connected appliances; nil when the hub
 	// serves no stream.
 	Appliances Appliances
+	// ExternalURL is the hub's address as users reach it (e.g. through a
+	// proxy), for the links the UI hands out; empty uses the request's
+	// host.
+	ExternalURL string
 	// AllowPrivateWebhooks, MailConfigured and MailDomains are the hub's
 	// delivery settings, which rules are checked against (as by the API).
 	AllowPrivateWebhooks bool
@@ -96,6 +100,7 @@ type Server struct {
 	pages      map[string]*template.Template
 	mux        *http.ServeMux
 	throttle   *throttle
+	posts      *postLimiter
 	loginSlot  chan struct{} // bounds the Argon2id checks running at once
 	zones      sync.Map      // time-zone name → *time.Location
 }
@@ -110,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		st: cfg.State, series: cfg.Series, alerts: cfg.Alerts, appliances: cfg.Appliances, log: cfg.Logger, now: cfg.Now, cfg: cfg,
-		throttle: newThrottle(), loginSlot: make(chan struct{}, 2),
+		throttle: newThrottle(), posts: newPostLimiter(), loginSlot: make(chan struct{}, 2),
 	}
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
@@ -189,13 +194,19 @@ func staticHandler(files fs.FS) http.Handler {
 	})
 }
 
-// Run removes expired sessions every ten minutes until ctx ends.
+// Run removes expired sessions every ten minutes, and audit entries past
+// their retention, until ctx ends.
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
 		if err := s.st.DeleteExpiredSessions(ctx, s.now(), IdleTimeout); err != nil && ctx.Err() == nil {
 			s.log.Error("removing expired sessions failed", "err", err)
+		}
+		if n, err := s.st.PruneAudit(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.log.Error("removing audit entries past their retention failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("removed audit entries past their retention", "entries", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -620,6 +631,12 @@ func (s *Server) withSession(h sessionHandler, flags int) http.HandlerFunc {
 			if err := r.ParseForm(); err != nil || !equalTokens(si.session.CSRF, r.PostFormValue("csrf")) {
 				s.render(w, r, http.StatusForbidden, "notfound", page{Title: "Form expired", User: si.user.Username, Zone: s.zone(si.user),
 					Error: "This form expired or did not come from this site. Go back, reload the page and try again."})
+				return
+			}
+			if !s.posts.allow(si.user.ID, s.now()) {
+				w.Header().Set("Retry-After", "5")
+				s.render(w, r, http.StatusTooManyRequests, "notfound", page{Title: "Too many changes", User: si.user.Username, Zone: s.zone(si.user),
+					Error: fmt.Sprintf("You made more than %d changes in a short time. Wait a few seconds, then try again.", PostBurst)})
 				return
 			}
 			s.audited(w, r, si, h)
