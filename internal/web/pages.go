@@ -348,24 +348,63 @@ func alertRows(as []state.Alert, assetNames map[int64]string) []alertRow {
 	return out
 }
 
-// GET /alerts?status=open|closed: the alerts of every container the user
-// sees, newest first.
+// alertFilter is the alerts page's filter, from the query string.
+type alertFilter struct {
+	Status    string
+	Container int64
+	Severity  int // the least severe shown (0 EMERGENCY … 7 DEBUG)
+	Q         string
+}
+
+// GET /alerts?status=open|closed&container=&severity=&q=: the alerts of
+// the containers the user sees (or of one, and below it), newest first.
 func (s *Server) alertsPage(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	_, perms, err := s.visible(r, si)
+	tree, perms, err := s.visible(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	var ids []int64
-	for id, p := range perms {
-		if p.Has(auth.Read) {
-			ids = append(ids, id)
+	q := r.URL.Query()
+	f := alertFilter{Status: q.Get("status"), Severity: 7, Q: strings.TrimSpace(q.Get("q"))}
+	if f.Status != "closed" {
+		f.Status = "open"
+	}
+	if v, err := strconv.Atoi(q.Get("severity")); err == nil && v >= 0 && v <= 7 {
+		f.Severity = v
+	}
+	if len(f.Q) > 200 {
+		f.Q = f.Q[:200]
+	}
+	// The containers to list: all the user reads, or one and those below.
+	under := map[int64]bool{}
+	if v := q.Get("container"); v != "" {
+		c, err := strconv.ParseInt(v, 10, 64)
+		if _, ok := perms[c]; err != nil || !ok {
+			s.notFound(w, r, si)
+			return
+		}
+		f.Container = c
+		under[c] = true
+		for changed := true; changed; {
+			changed = false
+			for _, n := range tree {
+				if n.ParentID != nil && under[*n.ParentID] && !under[n.ID] {
+					under[n.ID], changed = true, true
+				}
+			}
 		}
 	}
-	status := r.URL.Query().Get("status")
-	if status != "closed" {
-		status = "open"
+	var ids []int64
+	var conts []state.TreeNode
+	for _, n := range tree {
+		if p, ok := perms[n.ID]; ok && p.Has(auth.Read) {
+			conts = append(conts, n)
+			if f.Container == 0 || under[n.ID] {
+				ids = append(ids, n.ID)
+			}
+		}
 	}
+	status := f.Status
 	as, err := s.st.Alerts(r.Context(), state.AlertFilter{Containers: ids, Status: status, Limit: 500})
 	if err != nil {
 		s.serverError(w, r, err)
@@ -385,11 +424,28 @@ func (s *Server) alertsPage(w http.ResponseWriter, r *http.Request, si sessionIn
 		return
 	}
 	rows := alertRows(as, names)
+	if f.Severity < 7 || f.Q != "" {
+		lq := strings.ToLower(f.Q)
+		kept := rows[:0]
+		for _, a := range rows {
+			if a.Severity > f.Severity {
+				continue
+			}
+			if lq != "" && !strings.Contains(strings.ToLower(a.Asset+"\x00"+a.Item+"\x00"+a.Message), lq) {
+				continue
+			}
+			kept = append(kept, a)
+		}
+		rows = kept
+	}
 	s.render(w, r, http.StatusOK, "alerts", page{Title: "Alerts", User: si.user.Username, CSRF: si.session.CSRF, Zone: s.zone(si.user),
 		Data: struct {
-			Status string
-			Alerts []alertRow
-		}{status, rows}})
+			Status     string
+			Alerts     []alertRow
+			Filter     alertFilter
+			Containers []state.TreeNode
+			Severities [8]string
+		}{status, rows, f, conts, severityNames()}})
 }
 
 // POST /alert/{id}/{action}: assign, message or close, with the

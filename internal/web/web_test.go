@@ -579,6 +579,17 @@ func TestPages(t *testing.T) {
 	}
 	noMarkup("alerts page", body)
 	csrf := csrfOf(t, body)
+	// Filters: severity, text, container (another tenant's is not found).
+	for q, want := range map[string]bool{"?severity=2": true, "?severity=1": false, "?q=SCRIPT%3EMSG": true, "?q=nothing-like-it": false,
+		fmt.Sprintf("?container=%d", acme): true} {
+		resp, body := b.get("/alerts" + q)
+		if resp.StatusCode != 200 || strings.Contains(body, "&lt;script&gt;msg") != want {
+			t.Errorf("alerts%s: %d, shows the alert: %v, want %v", q, resp.StatusCode, !want, want)
+		}
+	}
+	if resp, _ := b.get(fmt.Sprintf("/alerts?container=%d", other)); resp.StatusCode != 404 {
+		t.Errorf("alerts of another tenant's container: %d", resp.StatusCode)
+	}
 
 	// Another tenant's objects are not found.
 	for _, p := range []string{fmt.Sprintf("/container/%d", other), fmt.Sprintf("/asset/%d", hidden), "/container/99999", "/asset/abc"} {
