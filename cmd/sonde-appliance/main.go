@@ -15,8 +15,10 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/appliance"
+	"github.com/sonde-monitoring/sonde/internal/logfile"
 )
 
 // version is set by the build (-ldflags "-X main.version=…").
@@ -26,7 +28,10 @@ const usage = `sonde-appliance — Sonde's monitoring appliance
 
 Usage:
   sonde-appliance run   --hub HOST:PORT --ca FILE --name NAME [--token-file FILE] [--zone Z] [--data DIR]
-                        connect out to the hub (enrolling with the token the first time) and run the checks
+                        [--log-file FILE [--log-max-bytes N] [--log-max-files K] [--log-max-age D]]
+                        connect out to the hub (enrolling with the token the first time) and run the checks;
+                        the log goes to stderr, or to FILE (mode 0600) rotated before it passes N bytes,
+                        keeping FILE.1 … FILE.K and removing those older than D (10 MiB, 5, 720h by default)
   sonde-appliance vault set|list|hosts|rm|rotate|rekey ...
                         manage the credentials the probes use (values never leave the appliance)
   sonde-appliance audit [--json] [--root DIR] [--data DIR]
@@ -96,6 +101,7 @@ func runAppliance(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cfg.PinnedVersion, "pinned-version", "", "the version this appliance is pinned at, if any (the hardening audit reports it)")
 	fs.IntVar(&cfg.RotationDays, "rotation-days", 90, "credentials older than this many days fail the hardening audit's rotation check")
+	lf := addLogFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,7 +112,16 @@ func runAppliance(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logw, closeLog, err := openLog(lf, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := closeLog(); err != nil {
+			fmt.Fprintln(stderr, "sonde-appliance: closing the log:", err)
+		}
+	}()
+	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
 	cfg.Version = version
 	a, err := appliance.Open(cfg)
 	if err != nil {
@@ -115,6 +130,57 @@ func runAppliance(ctx context.Context, args []string, stderr io.Writer) error {
 	defer a.Close()
 	cfg.Logger.Info("sonde-appliance started", "version", version, "hub", cfg.Hub, "name", cfg.Name, "zone", cfg.Zone)
 	return a.Run(ctx)
+}
+
+// logFlags are the run command's log file flags.
+type logFlags struct {
+	file     string
+	maxBytes int64
+	maxFiles int
+	maxAge   time.Duration
+}
+
+func addLogFlags(fs *flag.FlagSet) *logFlags {
+	lf := &logFlags{}
+	fs.StringVar(&lf.file, "log-file", "", "write the log to this file (created 0600, rotated) instead of stderr")
+	fs.Int64Var(&lf.maxBytes, "log-max-bytes", logfile.DefaultMaxBytes, "rotate the log file before it grows past this many bytes")
+	fs.IntVar(&lf.maxFiles, "log-max-files", logfile.DefaultMaxFiles, "rotated log files kept (FILE.1 is the newest)")
+	fs.DurationVar(&lf.maxAge, "log-max-age", logfile.DefaultMaxAge, "rotated log files last written longer ago than this are removed")
+	return lf
+}
+
+// openLog returns where the log goes and how to close it: stderr without
+// --log-file, the rotated log file otherwise. A failed rotation (the line
+// still goes to the file in hand) is told on stderr, once for each run of
+// failures.
+func openLog(lf *logFlags, stderr io.Writer) (io.Writer, func() error, error) {
+	if lf.file == "" {
+		return stderr, func() error { return nil }, nil
+	}
+	if lf.maxBytes <= 0 || lf.maxFiles <= 0 || lf.maxAge <= 0 {
+		return nil, nil, errors.New("--log-max-bytes, --log-max-files and --log-max-age must be positive")
+	}
+	f, err := logfile.Open(logfile.Options{Path: lf.file, MaxBytes: lf.maxBytes, MaxFiles: lf.maxFiles, MaxAge: lf.maxAge})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--log-file: %w", err)
+	}
+	return rotationReporter{f: f, stderr: stderr}, f.Close, nil
+}
+
+// rotationReporter tells rotation failures on stderr: slog drops the errors
+// of its handler's writer.
+type rotationReporter struct {
+	f      *logfile.File
+	stderr io.Writer
+}
+
+func (r rotationReporter) Write(p []byte) (int, error) {
+	n, err := r.f.Write(p)
+	if _, ok := errors.AsType[*logfile.RotateError](err); ok {
+		fmt.Fprintln(r.stderr, "sonde-appliance: the log line was written, but:", err)
+		return n, nil
+	}
+	return n, err
 }
 
 func hostname() string {
