@@ -494,6 +494,13 @@ func (b *Browser) Navigate(url string) error {
 	return err
 }
 
+// SetWindowSize resizes the browser window (CSS pixels), e.g. to a
+// phone's 390 × 844.
+func (b *Browser) SetWindowSize(width, height int) error {
+	_, err := b.cmd(http.MethodPost, "/window/rect", map[string]int{"width": width, "height": height})
+	return err
+}
+
 // URL returns the URL of the current page.
 func (b *Browser) URL() (string, error) {
 	var s string

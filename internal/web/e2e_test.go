@@ -260,6 +260,27 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Errorf("markup from names ran or became elements: %+v", injected)
 	}
 	u.step("asset")
+	// On a phone: the page fits the width (no sideways scrolling of the
+	// page itself; wide tables scroll in their own box).
+	if err := u.b.SetWindowSize(390, 844); err != nil {
+		t.Fatal(err)
+	}
+	var overflow bool
+	u.js(&overflow, `return document.documentElement.scrollWidth > window.innerWidth + 1`)
+	if overflow {
+		t.Errorf("the asset page is wider than a phone's screen")
+	}
+	u.step("asset-phone")
+	u.open("/")
+	u.js(&overflow, `return document.documentElement.scrollWidth > window.innerWidth + 1`)
+	if overflow {
+		t.Errorf("the overview is wider than a phone's screen")
+	}
+	u.step("overview-phone")
+	if err := u.b.SetWindowSize(1280, 900); err != nil {
+		t.Fatal(err)
+	}
+	u.open(fmt.Sprintf("/asset/%d", asset))
 	// A chart of the usage.
 	u.press(`a[href*="/chart?"][href*="metric=usage"]`)
 	u.find("figure.chart-figure svg path.chart-line")
