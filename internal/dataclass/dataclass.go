@@ -118,15 +118,17 @@ func Fields() []Field {
 	}
 	out = append(out,
 		Field{Store: "hub", Table: "<data>/secret.key", Class: Restricted, How: "0600; seals rule secrets and TOTP secrets"},
-		Field{Store: "hub", Table: "<data>/ca-key.pem and the server key", Class: Restricted, How: "0600"},
+		Field{Store: "hub", Table: "<data>/tls/ca.key and <data>/tls/server.key", Class: Restricted, How: "0600"},
 		Field{Store: "hub", Table: "<data>/admin-token", Class: Restricted, How: "0600; the root token written at the first start"},
 		Field{Store: "hub", Table: "<data>/admin-password", Class: Restricted, How: "0600; removed when the first admin chooses a password"},
 		Field{Store: "hub", Table: "time series", Class: Sensitive, How: "the tenant's metrics, labelled by container"},
-		Field{Store: "appliance", Table: "vault", Class: Restricted, How: "probe credentials sealed with AES-256-GCM or XChaCha20-Poly1305 under a per-appliance key; never sent to the hub"},
+		Field{Store: "appliance", Table: "vault", Class: Restricted, How: "probe credentials sealed with XChaCha20-Poly1305 under a per-appliance data key; never sent to the hub"},
 		Field{Store: "appliance", Table: "vault key file", Class: Restricted, How: "0600, or derived from a passphrase with Argon2id"},
-		Field{Store: "appliance", Table: "identity key", Class: Restricted, How: "0600; the TLS client key"},
+		Field{Store: "appliance", Table: "client.key.sealed", Class: Restricted, How: "the TLS client key, sealed under the vault's data key"},
+		Field{Store: "appliance", Table: "assets.sealed", Class: Sensitive, How: "the last configuration from the hub, sealed under the vault's data key"},
 		Field{Store: "appliance", Table: "buffer", Class: Sensitive, How: "results held while the hub is away, encrypted on disk"},
 		Field{Store: "agent", Table: "token file", Class: Restricted, How: "readable by the agent's user only"},
+		Field{Store: "agent", Table: "spool", Class: Sensitive, How: "results waiting for the hub, in the agent's state directory"},
 	)
 	return out
 }
