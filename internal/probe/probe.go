@@ -4,7 +4,10 @@
 // first checks, with CheckCredential, that the credential is of a kind it
 // takes and that its hosts (which only the appliance's operator sets)
 // permit where it is going: a check's configuration comes from the hub and
-// must not be able to send a credential anywhere else. The probes themselves live in
+// must not be able to send a credential anywhere else. A run whose context
+// carries an address policy (WithAddrPolicy: the hub's service checks)
+// checks every address it contacts against it, after resolution, and
+// reports a refused one as its error. The probes themselves live in
 // the sub-packages (icmp, tcp, http, tls, dns, snmp); the appliance keeps
 // the explicit registry that maps collector and check keys to them.
 package probe
@@ -19,6 +22,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/model"
@@ -84,6 +88,115 @@ type Func func(ctx context.Context, t Target, creds Credentials) Result
 // Fail returns a Result holding only an error of the given severity.
 func Fail(sev model.Severity, format string, args ...any) Result {
 	return Result{Error: &model.CheckError{Message: fmt.Sprintf(format, args...), Severity: sev}}
+}
+
+// Address policy. A probe run by the hub on a tenant's behalf (a service
+// check) must not reach the hub's own network; the same probe run by an
+// appliance, in the customer's network, must reach private addresses. So
+// the policy is not the probe's: the caller puts one in the run's context
+// with WithAddrPolicy (the hub checks with netguard), and every probe
+// checks the address it actually contacts against it, after resolution:
+// with DialControl in its net.Dialer's Control, or with CheckAddr where it
+// dials nothing (icmp). Without a policy nothing is checked.
+
+// ErrAddrRefused is wrapped by the errors of CheckAddr and of the Control
+// that DialControl returns: the run's address policy refuses the address.
+var ErrAddrRefused = errors.New("address refused by the run's address policy")
+
+// AddrRefusedError is the error for an address the run's address policy
+// refuses. Its message is the policy's error's (which should name the
+// address and the reason); it wraps that error and ErrAddrRefused.
+type AddrRefusedError struct {
+	Addr netip.Addr
+	Err  error // the policy's error
+}
+
+// Error returns the policy's message.
+func (e *AddrRefusedError) Error() string { return e.Err.Error() }
+
+// Unwrap gives the policy's error and ErrAddrRefused.
+func (e *AddrRefusedError) Unwrap() []error { return []error{e.Err, ErrAddrRefused} }
+
+type addrPolicyKey struct{}
+
+// WithAddrPolicy returns a context whose runs check every address they
+// contact with check: a non-nil error refuses the address, and the probe
+// reports it (with the error's message) instead of contacting it. A nil
+// check leaves ctx as it is. A policy added to a context that has one
+// already narrows it: an address must pass both, the outer one first.
+func WithAddrPolicy(ctx context.Context, check func(netip.Addr) error) context.Context {
+	if check == nil {
+		return ctx
+	}
+	if outer := addrPolicy(ctx); outer != nil {
+		inner := check
+		check = func(a netip.Addr) error {
+			if err := outer(a); err != nil {
+				return err
+			}
+			return inner(a)
+		}
+	}
+	return context.WithValue(ctx, addrPolicyKey{}, check)
+}
+
+// addrPolicy returns ctx's address policy, or nil.
+func addrPolicy(ctx context.Context) func(netip.Addr) error {
+	check, _ := ctx.Value(addrPolicyKey{}).(func(netip.Addr) error)
+	return check
+}
+
+// CheckAddr checks a, the address a probe is about to contact, against
+// ctx's address policy: nil when there is no policy or it allows a, else
+// an *AddrRefusedError (wrapping ErrAddrRefused). An IPv4-mapped address
+// is checked as it is: the policy judges what it embeds.
+func CheckAddr(ctx context.Context, a netip.Addr) error {
+	check := addrPolicy(ctx)
+	if check == nil {
+		return nil
+	}
+	if err := check(a); err != nil {
+		return &AddrRefusedError{Addr: a, Err: err}
+	}
+	return nil
+}
+
+// DialControl returns a net.Dialer Control function that checks the
+// address being dialled against ctx's address policy, then calls next when
+// it is not nil. The address is the dialer's "ip:port" (or an IP address
+// alone); one that does not parse is refused. Without a policy it returns
+// next unchanged, possibly nil. The policy is read from ctx once, here, so
+// the Control enforces it whatever context the dial itself runs with.
+func DialControl(ctx context.Context, next func(network, address string, c syscall.RawConn) error) func(network, address string, c syscall.RawConn) error {
+	check := addrPolicy(ctx)
+	if check == nil {
+		return next
+	}
+	return func(network, address string, c syscall.RawConn) error {
+		a, err := dialAddr(address)
+		if err != nil {
+			return &AddrRefusedError{Err: err}
+		}
+		if err := check(a); err != nil {
+			return &AddrRefusedError{Addr: a, Err: err}
+		}
+		if next != nil {
+			return next(network, address, c)
+		}
+		return nil
+	}
+}
+
+// dialAddr returns the IP address of a dialer's address: "ip:port",
+// "[ip]:port" or an IP address alone.
+func dialAddr(address string) (netip.Addr, error) {
+	if ap, err := netip.ParseAddrPort(address); err == nil {
+		return ap.Addr(), nil
+	}
+	if a, ok := hostAddr(address); ok {
+		return a, nil
+	}
+	return netip.Addr{}, fmt.Errorf("refusing to connect to %q: not an IP address and port, so the address policy cannot check it", address)
 }
 
 // DecodeConfig decodes a target's configuration into dst (a pointer to a

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/netguard"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 )
 
@@ -320,7 +321,7 @@ func (w *Webhook) checkURL(endpoint string) (*url.URL, error) {
 		// Early, clearer error for literal addresses; the dialler checks
 		// every address again, whatever the host.
 		if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
-			if reason, bad := refusedReason(ip); bad {
+			if reason, bad := netguard.Refused(ip); bad {
 				return nil, &RefusedAddressError{Addr: u.Hostname(), Reason: reason}
 			}
 		}
@@ -342,147 +343,19 @@ func checkDeliveryID(id string) error {
 }
 
 // guardControl is the net.Dialer Control function of the SSRF guard. It
-// sees the resolved address of each connection attempt.
+// sees the resolved address of each connection attempt. The allowlist is
+// netguard's (see netguard.Refused); the error is a RefusedAddressError,
+// which names the setting that allows the address.
 func guardControl(_, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		// Fail closed: an address that cannot be classified is not dialled.
 		return &RefusedAddressError{Addr: address, Reason: "address cannot be checked"}
 	}
-	if reason, bad := refusedReason(ap.Addr()); bad {
+	if reason, bad := netguard.Refused(ap.Addr()); bad {
 		return &RefusedAddressError{Addr: address, Reason: reason}
 	}
 	return nil
-}
-
-// The SSRF guard is an allowlist: an address is dialled only if it is a
-// global unicast address (netip.Addr.IsGlobalUnicast), an IPv6 address lies
-// in the global unicast space 2000::/3, and it is in none of the ranges of
-// refusedRanges. Addresses that embed an IPv4 address a gateway or relay
-// would connect to (IPv4-mapped, NAT64, 6to4) are judged by that IPv4
-// address.
-
-// specialRange is a range of the IANA IPv4 or IPv6 Special-Purpose Address
-// Registry (RFC 6890) that is not globally reachable, or otherwise unfit as
-// a webhook destination.
-type specialRange struct {
-	prefix netip.Prefix
-	reason string // names the range
-}
-
-// refuse returns the entry for prefix; the reason reads "<what> <prefix>
-// (<source>)", e.g. "loopback address 127.0.0.0/8 (RFC 1122)".
-func refuse(prefix, what, source string) specialRange {
-	p := netip.MustParsePrefix(prefix)
-	return specialRange{prefix: p, reason: what + " " + p.String() + " (" + source + ")"}
-}
-
-// refusedRanges is searched in order; the first match gives the reason, so a
-// narrower range comes before a wider one that contains it.
-var refusedRanges = []specialRange{
-	// IPv4 Special-Purpose Address Registry.
-	refuse("0.0.0.0/8", "\"this network\" address", "RFC 791 and RFC 1122; Linux connects it to the local host"),
-	refuse("10.0.0.0/8", "private address", "RFC 1918"),
-	refuse("100.64.0.0/10", "carrier-grade NAT shared address", "RFC 6598"),
-	refuse("127.0.0.0/8", "loopback address", "RFC 1122"),
-	refuse("169.254.0.0/16", "link-local address", "RFC 3927; includes cloud metadata endpoints"),
-	refuse("172.16.0.0/12", "private address", "RFC 1918"),
-	// Refused whole, although 192.0.0.9/32 and 192.0.0.10/32 (PCP and TURN
-	// anycast) are globally reachable: neither is a webhook receiver.
-	refuse("192.0.0.0/24", "IETF protocol assignment", "RFC 6890; includes DS-Lite 192.0.0.0/29, RFC 7335"),
-	refuse("192.0.2.0/24", "documentation address TEST-NET-1", "RFC 5737"),
-	refuse("192.88.99.0/24", "deprecated 6to4 relay anycast address", "RFC 7526"),
-	refuse("192.168.0.0/16", "private address", "RFC 1918"),
-	refuse("198.18.0.0/15", "benchmarking address", "RFC 2544"),
-	refuse("198.51.100.0/24", "documentation address TEST-NET-2", "RFC 5737"),
-	refuse("203.0.113.0/24", "documentation address TEST-NET-3", "RFC 5737"),
-	refuse("224.0.0.0/4", "multicast address", "RFC 5771"),
-	refuse("255.255.255.255/32", "limited broadcast address", "RFC 919 and RFC 8190"),
-	refuse("240.0.0.0/4", "reserved address", "RFC 1112"),
-
-	// IPv6 Special-Purpose Address Registry. ::ffff:0:0/96 (IPv4-mapped,
-	// RFC 4291), 64:ff9b::/96 and 64:ff9b:1::/48 (NAT64, RFC 6052 and RFC
-	// 8215) and 2002::/16 (6to4, RFC 3056) are judged by their embedded IPv4
-	// address in refusedReason before this table is searched.
-	refuse("::/128", "unspecified address", "RFC 4291"),
-	refuse("::1/128", "loopback address", "RFC 4291"),
-	refuse("::/96", "deprecated IPv4-compatible address", "RFC 4291 section 2.5.5.1"),
-	refuse("100::/64", "discard-only address", "RFC 6666"),
-	// Refused whole, including Teredo 2001::/32 (RFC 4380), whose relays
-	// reach an IPv4 address hidden in the address; the few globally
-	// reachable assignments in it (anycast services, ORCHIDv2 2001:20::/28,
-	// RFC 7343) are no webhook receivers.
-	refuse("2001::/23", "IETF protocol assignment", "RFC 2928; includes Teredo 2001::/32, RFC 4380"),
-	refuse("2001:db8::/32", "documentation address", "RFC 3849"),
-	refuse("3fff::/20", "documentation address", "RFC 9637"),
-	refuse("5f00::/16", "segment routing (SRv6) SID", "RFC 9602"),
-	refuse("fc00::/7", "unique local (private) address", "RFC 4193; includes cloud metadata endpoints"),
-	refuse("fe80::/10", "link-local address", "RFC 4291"),
-	refuse("fec0::/10", "deprecated site-local address", "RFC 3879"),
-	refuse("ff00::/8", "multicast address", "RFC 4291"),
-}
-
-var (
-	// globalUnicast6 is the IPv6 global unicast space (RFC 4291, IANA IPv6
-	// Address Space registry); the rest of the IPv6 space is reserved by
-	// the IETF or special-purpose.
-	globalUnicast6 = netip.MustParsePrefix("2000::/3")
-	// nat64 is the well-known NAT64 prefix (RFC 6052), whose last 32 bits
-	// are an IPv4 address a NAT64 gateway would connect to.
-	nat64 = netip.MustParsePrefix("64:ff9b::/96")
-	// nat64Local is the local-use NAT64 prefix (RFC 8215). An operator may
-	// carve NAT64 prefixes of any RFC 6052 length out of it, so the IPv4
-	// address may sit at several places; only the unambiguous /96 form
-	// 64:ff9b:1::a.b.c.d is judged by its last 32 bits, the rest is refused.
-	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
-	// sixToFour is the 6to4 prefix (RFC 3056): bits 16-47 are the IPv4
-	// address of the relay the traffic is tunnelled to.
-	sixToFour = netip.MustParsePrefix("2002::/16")
-)
-
-// refusedReason reports whether the SSRF guard refuses ip, and why.
-func refusedReason(ip netip.Addr) (reason string, refused bool) {
-	ip = ip.WithZone("")
-	if !ip.IsValid() {
-		return "invalid address", true
-	}
-	b := ip.As16()
-	switch {
-	case ip.Is4In6():
-		return embeddedReason("IPv4-mapped address ::ffff:0:0/96", ip.Unmap())
-	case nat64.Contains(ip):
-		return embeddedReason("NAT64 address 64:ff9b::/96", netip.AddrFrom4([4]byte(b[12:])))
-	case nat64Local.Contains(ip):
-		for _, x := range b[6:12] {
-			if x != 0 {
-				return "local-use NAT64 address 64:ff9b:1::/48 (RFC 8215) whose embedded IPv4 address is ambiguous; only 64:ff9b:1::/96 is judged by its last 32 bits", true
-			}
-		}
-		return embeddedReason("local-use NAT64 address 64:ff9b:1::/48", netip.AddrFrom4([4]byte(b[12:])))
-	case sixToFour.Contains(ip):
-		return embeddedReason("6to4 address 2002::/16", netip.AddrFrom4([4]byte(b[2:6])))
-	}
-	for _, r := range refusedRanges {
-		if r.prefix.Contains(ip) {
-			return r.reason, true
-		}
-	}
-	if ip.Is6() && !globalUnicast6.Contains(ip) {
-		return "IPv6 address outside the global unicast space 2000::/3 (RFC 4291), reserved by the IETF", true
-	}
-	if !ip.IsGlobalUnicast() {
-		return "not a global unicast address", true
-	}
-	return "", false
-}
-
-// embeddedReason judges an address by the IPv4 address v4 it embeds, which a
-// translator or relay would connect to.
-func embeddedReason(kind string, v4 netip.Addr) (string, bool) {
-	if reason, bad := refusedReason(v4); bad {
-		return kind + " of " + v4.String() + ": " + reason, true
-	}
-	return "", false
 }
 
 // Sign returns the X-Sonde-Signature value for body sent at timestamp:

@@ -43,8 +43,10 @@
 // collects nothing until it is fixed):
 //
 //	HIGH    the configuration is invalid; no answer before the deadline;
-//	        the server cannot be reached; the answer cannot be parsed or
-//	        answers another question; the response code is SERVFAIL,
+//	        the server cannot be reached; the run's address policy refuses
+//	        the server's address (see probe.WithAddrPolicy); the answer
+//	        cannot be parsed or answers another question; the response
+//	        code is SERVFAIL,
 //	        REFUSED or any other failure but NXDOMAIN (sent with the result)
 //	MEDIUM  NXDOMAIN, or no record of the asked type (NODATA); an expected
 //	        value is missing. The result is sent with these.
@@ -78,6 +80,9 @@ const (
 	// ednsSize is the UDP payload size advertised, as agreed on DNS Flag
 	// Day 2020: large enough for most answers, small enough not to fragment.
 	ednsSize = 1232
+	// defaultDialTimeout is the dns client's own dial timeout, for a
+	// context without a deadline (Probe always gives it one).
+	defaultDialTimeout = 2 * time.Second
 )
 
 var _ probe.Func = Probe
@@ -269,6 +274,9 @@ func Probe(ctx context.Context, t probe.Target, _ probe.Credentials) probe.Resul
 		if ctx.Err() != nil || isTimeout(err) {
 			return probe.Fail(model.SeverityHigh, "asking %s: no answer before the deadline", what)
 		}
+		if refused, ok := errors.AsType[*probe.AddrRefusedError](err); ok {
+			return probe.Fail(model.SeverityHigh, "asking %s: %s", what, shorten(refused.Error()))
+		}
 		return probe.Fail(model.SeverityHigh, "asking %s: %s", what, shorten(err.Error()))
 	}
 	return report(s, what, r, truncated || r.Truncated, elapsed)
@@ -352,6 +360,16 @@ func exchange(ctx context.Context, network string, q *dns.Msg, addr string) (*dn
 	if d, ok := ctx.Deadline(); ok {
 		// Without a Timeout the client caps every step at 2 s.
 		c.Timeout = max(time.Until(d), time.Millisecond)
+	}
+	if control := probe.DialControl(ctx, nil); control != nil {
+		// The run's address policy (see probe.WithAddrPolicy), checked on
+		// the server's address actually dialled, after resolution. The
+		// dialer's Timeout is what the client uses without a Dialer.
+		timeout := c.Timeout
+		if timeout == 0 {
+			timeout = defaultDialTimeout
+		}
+		c.Dialer = &net.Dialer{Timeout: timeout, Control: control}
 	}
 	r, _, err := c.ExchangeContext(ctx, q, addr)
 	return r, err

@@ -72,7 +72,9 @@
 //	HIGH    the configuration is invalid or the credential is not in the
 //	        vault; the credential is of a kind the auth does not take, or
 //	        its hosts do not permit the URL's host, an address it resolves
-//	        to, or a redirect's host (the redirect is not followed); no
+//	        to, or a redirect's host (the redirect is not followed); the
+//	        run's address policy (see probe.WithAddrPolicy) refuses an
+//	        address a connection would go to, a redirect's included; no
 //	        response (name does not resolve, connection refused,
 //	        TLS verification failed, not HTTP, headers over 64 KiB, timeout);
 //	        the final status is an unexpected 5xx; reading the body timed out
@@ -356,33 +358,45 @@ func (g *guard) check(host string, ip netip.Addr) error {
 	return probe.CheckCredential(g.cred, "the http probe", credentialKinds, host, ip)
 }
 
-// dial connects to addr ("host:port"), refusing every address the
-// credential may not be sent to. The check runs in the dialer's Control
-// function, on the address about to be connected, after resolution.
-func (g *guard) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := &net.Dialer{KeepAlive: -1}
-	if g != nil {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		d.ControlContext = func(_ context.Context, _, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
+// dialer returns the transport's DialContext: it connects to addr
+// ("host:port"), refusing every address the run's address policy (see
+// probe.WithAddrPolicy; runCtx carries it) refuses and, with g, every
+// address the credential may not be sent to. The checks run in the
+// dialer's Control function, on the address about to be connected, after
+// resolution, for every connection of the run: redirects included.
+func (g *guard) dialer(runCtx context.Context) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var credential func(network, address string, c syscall.RawConn) error
+		if g != nil {
+			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
-				return fmt.Errorf("refusing to connect to %q: not an address and port: %w", address, probe.ErrCredentialNotPermitted)
+				return nil, err
 			}
-			if err := g.check(host, ap.Addr()); err != nil {
-				g.mu.Lock()
-				if g.refused == nil {
-					g.refused = err
-				}
-				g.mu.Unlock()
-				return err
-			}
-			return nil
+			credential = func(_, address string, _ syscall.RawConn) error { return g.control(host, address) }
 		}
+		// The policy is checked first, then the credential's hosts.
+		d := &net.Dialer{KeepAlive: -1, Control: probe.DialControl(runCtx, credential)}
+		return d.DialContext(ctx, network, addr)
 	}
-	return d.DialContext(ctx, network, addr)
+}
+
+// control refuses address ("ip:port", about to be dialled for host) when
+// the credential may not be sent to it, and keeps the first refusal for
+// the message.
+func (g *guard) control(host, address string) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("refusing to connect to %q: not an address and port: %w", address, probe.ErrCredentialNotPermitted)
+	}
+	if err := g.check(host, ap.Addr()); err != nil {
+		g.mu.Lock()
+		if g.refused == nil {
+			g.refused = err
+		}
+		g.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // refusal returns the first connection the guard refused, or nil.
@@ -435,7 +449,7 @@ func run(ctx context.Context, s *settings, auth string, g *guard) probe.Result {
 
 	tr := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            g.dial,
+		DialContext:            g.dialer(ctx),
 		TLSClientConfig:        &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:      true,
 		DisableKeepAlives:      true,
@@ -488,6 +502,13 @@ func run(ctx context.Context, s *settings, auth string, g *guard) probe.Result {
 			return probe.Fail(model.SeverityHigh, "%s %s: %s", s.method, s.redactedBase, shorten(rr.Error()))
 		}
 		if refused := g.refusal(); refused != nil && errors.Is(err, probe.ErrCredentialNotPermitted) {
+			where := ""
+			if redirects > 0 {
+				where = "following a redirect: "
+			}
+			return probe.Fail(model.SeverityHigh, "%s %s: %s%s", s.method, s.redactedBase, where, shorten(refused.Error()))
+		}
+		if refused, ok := errors.AsType[*probe.AddrRefusedError](err); ok {
 			where := ""
 			if redirects > 0 {
 				where = "following a redirect: "

@@ -50,9 +50,11 @@
 //
 // Errors and their severities:
 //
-//	HIGH  the configuration is invalid; the address does not resolve; no
-//	      ICMP socket can be opened; no request got a reply (the result,
-//	      with lossPercent 100, is sent with the error, which says why
+//	HIGH  the configuration is invalid; the address does not resolve; the
+//	      run's address policy refuses the address (see
+//	      probe.WithAddrPolicy; nothing is sent); no ICMP socket can be
+//	      opened; no request got a reply (the result, with lossPercent
+//	      100, is sent with the error, which says why
 //	      requests were lost: no reply or a late one, an ICMP error such
 //	      as "host unreachable (from 192.0.2.254)", a send error such as
 //	      "network is unreachable"; Linux hands ICMP errors to raw
@@ -340,6 +342,16 @@ func (p *Prober) Probe(ctx context.Context, t probe.Target, _ probe.Credentials)
 	ip, err := p.resolve(ctx, cfg.address)
 	if err != nil {
 		return probe.Fail(model.SeverityHigh, "resolving %s: %v", cfg.address, err)
+	}
+	// The run's address policy (see probe.WithAddrPolicy): nothing is
+	// dialled, so the resolved address is checked here, before any echo
+	// request is sent (or a socket opened).
+	if err := probe.CheckAddr(ctx, ip); err != nil {
+		host := cfg.address
+		if host != ip.String() {
+			host += " (" + ip.String() + ")"
+		}
+		return probe.Fail(model.SeverityHigh, "pinging %s: %v", host, err)
 	}
 	s, err := p.socket(ip.Is6())
 	if err != nil {

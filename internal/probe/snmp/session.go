@@ -132,8 +132,9 @@ func open(ctx context.Context, cfg *Config, creds probe.Credentials) (*session, 
 		MaxOids:        gosnmp.MaxOids,
 		// The target is an address, so dialling resolves nothing; this
 		// checks once more that the socket goes where the credentials
-		// may be sent.
-		Control: func(_, address string, _ syscall.RawConn) error {
+		// may be sent, after the run's address policy (see
+		// probe.WithAddrPolicy) when it has one.
+		Control: probe.DialControl(ctx, func(_, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
 				return fmt.Errorf("refusing to connect to %q: not an address and port: %w", address, probe.ErrCredentialNotPermitted)
@@ -144,7 +145,7 @@ func open(ctx context.Context, cfg *Config, creds probe.Credentials) (*session, 
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	main := uses[0].cred
 	if cfg.Version == Version2c {
@@ -165,6 +166,9 @@ func open(ctx context.Context, cfg *Config, creds probe.Credentials) (*session, 
 	}
 	s.g = g
 	if err := g.Connect(); err != nil {
+		if refused, ok := errors.AsType[*probe.AddrRefusedError](err); ok {
+			return nil, fail(model.SeverityHigh, "connecting to %s: %s", s.where, s.scrub.detail(refused))
+		}
 		return nil, fail(model.SeverityHigh, "connecting to %s: %s", s.where, s.scrub.detail(err))
 	}
 	// gosnmp looks at its Context only between tries: a try blocks in

@@ -103,7 +103,8 @@
 //	HIGH    the configuration is invalid; the credential is not in the vault
 //	        or does not fit the version; a credential is of the wrong kind or
 //	        its hosts do not permit the address (nothing is sent); the
-//	        address does not resolve; no answer (for v2c: a wrong
+//	        address does not resolve; the run's address policy refuses the
+//	        address (see probe.WithAddrPolicy; nothing is sent); no answer (for v2c: a wrong
 //	        community, which agents silently drop, or an unreachable agent);
 //	        SNMP authentication failed (v3); the agent's answer is malformed
 //	        or out of order; the agent gives no system group / no interfaces

@@ -30,8 +30,10 @@
 // Errors and their severities (a configuration error is HIGH: the check
 // collects nothing until it is fixed):
 //
-//	HIGH    the configuration is invalid; the address does not resolve; no
-//	        port is open (the host or service is down or unreachable)
+//	HIGH    the configuration is invalid; the address does not resolve; the
+//	        run's address policy refuses the address (see
+//	        probe.WithAddrPolicy; nothing is sent); no port is open (the
+//	        host or service is down or unreachable)
 //	MEDIUM  some ports are open and some are not (the message lists which
 //	        and why); the result is sent with the error
 //
@@ -157,16 +159,23 @@ func Probe(ctx context.Context, t probe.Target, _ probe.Credentials) probe.Resul
 	if err != nil {
 		return probe.Fail(model.SeverityHigh, "resolving %s: %v", cfg.Address, err)
 	}
+	// The run's address policy (see probe.WithAddrPolicy): refused here
+	// with one clear error, before any port is tried. The dialer checks
+	// again, on the address it actually connects to.
+	if err := probe.CheckAddr(ctx, ip); err != nil {
+		return probe.Fail(model.SeverityHigh, "%s: %v", hostLabel(cfg.Address, ip), err)
+	}
+	d := &net.Dialer{KeepAlive: -1, Control: probe.DialControl(ctx, nil)}
 
 	results := make([]portResult, len(cfg.Ports))
 	if len(cfg.Ports) == 1 {
 		// The common case: no goroutine needed.
-		results[0] = probePort(ctx, net.JoinHostPort(ip.String(), strconv.Itoa(cfg.Ports[0])), cfg.Banner)
+		results[0] = probePort(ctx, d, net.JoinHostPort(ip.String(), strconv.Itoa(cfg.Ports[0])), cfg.Banner)
 	} else {
 		var wg sync.WaitGroup
 		for i, p := range cfg.Ports {
 			wg.Go(func() {
-				results[i] = probePort(ctx, net.JoinHostPort(ip.String(), strconv.Itoa(p)), cfg.Banner)
+				results[i] = probePort(ctx, d, net.JoinHostPort(ip.String(), strconv.Itoa(p)), cfg.Banner)
 			})
 		}
 		wg.Wait()
@@ -201,10 +210,7 @@ func buildResult(cfg *Config, ip netip.Addr, results []portResult) probe.Result 
 		items[i] = model.Item{Name: port, Metrics: metrics}
 	}
 	res := probe.Result{Types: []model.Type{{Name: "tcp", Items: items}}}
-	host := cfg.Address
-	if host != ip.String() {
-		host += " (" + ip.String() + ")"
-	}
+	host := hostLabel(cfg.Address, ip)
 	switch {
 	case len(failed) == len(results):
 		res.Error = &model.CheckError{
@@ -220,15 +226,22 @@ func buildResult(cfg *Config, ip netip.Addr, results []portResult) probe.Result 
 	return res
 }
 
-// dialer opens the connections; keep-alive probes are pointless on a
-// connection that is closed at once.
-var dialer = net.Dialer{KeepAlive: -1}
+// hostLabel names the host in messages: the configured address, and the
+// address it resolved to when that differs.
+func hostLabel(address string, ip netip.Addr) string {
+	if address != ip.String() {
+		return address + " (" + ip.String() + ")"
+	}
+	return address
+}
 
-// probePort connects to addr (IP:port) and, when banner is set, reads what
-// the server sends first.
-func probePort(ctx context.Context, addr string, banner bool) portResult {
+// probePort connects to addr (IP:port) with d and, when banner is set,
+// reads what the server sends first. d is the run's: no keep-alive probes
+// (pointless on a connection that is closed at once), and the run's
+// address policy in its Control.
+func probePort(ctx context.Context, d *net.Dialer, addr string, banner bool) portResult {
 	start := time.Now()
-	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return portResult{state: classify(ctx, err), err: err}
 	}
@@ -278,6 +291,8 @@ func sanitize(b []byte) string {
 func classify(ctx context.Context, err error) string {
 	var ne net.Error
 	switch {
+	case errors.Is(err, probe.ErrAddrRefused):
+		return StateError
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
 		return StateClosed
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout(),

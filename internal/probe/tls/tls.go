@@ -50,7 +50,8 @@
 // collects nothing until it is fixed):
 //
 //	HIGH    the configuration is invalid; the name does not resolve; the
-//	        connection fails; the handshake fails (not a TLS server, no
+//	        run's address policy refuses the address it resolves to (see
+//	        probe.WithAddrPolicy); the connection fails; the handshake fails (not a TLS server, no
 //	        common protocol); the chain is not valid (expired, not yet
 //	        valid, unknown authority, self-signed, wrong key usage); the
 //	        certificate does not match servername. The result is sent with
@@ -208,8 +209,13 @@ func run(ctx context.Context, t probe.Target, now func() time.Time) probe.Result
 
 	addr := net.JoinHostPort(s.address, strconv.Itoa(s.port))
 	start := time.Now()
-	raw, err := (&net.Dialer{KeepAlive: -1}).DialContext(ctx, "tcp", addr)
+	// The run's address policy (see probe.WithAddrPolicy) is checked on
+	// the address actually dialled, after resolution.
+	raw, err := (&net.Dialer{KeepAlive: -1, Control: probe.DialControl(ctx, nil)}).DialContext(ctx, "tcp", addr)
 	if err != nil {
+		if refused, ok := errors.AsType[*probe.AddrRefusedError](err); ok {
+			return probe.Fail(model.SeverityHigh, "connecting to %s: %s", addr, shorten(refused.Error()))
+		}
 		return probe.Fail(model.SeverityHigh, "connecting to %s: %s", addr, shorten(err.Error()))
 	}
 	defer raw.Close()
