@@ -105,6 +105,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	fs.StringVar(&cfg.Listen, "listen", listenDef, "HTTPS address for the API")
 	fs.StringVar(&cfg.ExternalURL, "external-url", "", "the hub's address as users reach it, e.g. https://sonde.example.com (for invitation links; default: the host the browser asked for)")
 	fs.StringVar(&cfg.StreamListen, "stream-listen", streamDef, "TLS address for appliance streams (empty: serve none)")
+	fs.BoolVar(&cfg.AllowPrivateServices, "allow-private-services", false, "let service checks (run by the hub) reach loopback and private addresses: labs only")
 	fs.BoolVar(&cfg.AllowTokenAnnounce, "allow-token-announce", false, "accept unchanged InfraSonar appliances, which announce with a token and no client certificate")
 	fs.IntVar(&cfg.MaxAppliancesPerContainer, "max-appliances-per-container", 100, "appliances one container may have connected at once")
 	var probeKeys listFlag

@@ -68,6 +68,8 @@ type Config struct {
 	Appliances Appliances
 	// Alerts is the condition engine.
 	Alerts *alert.Engine
+	// Services runs the hub's own service checks; nil when it runs none.
+	Services Services
 	// AllowPrivateWebhooks accepts http:// webhook URLs (the outbox then
 	// also reaches private addresses): tests and labs only.
 	AllowPrivateWebhooks bool
@@ -84,6 +86,7 @@ type API struct {
 	series     tsstore.Store
 	ingester   *ingest.Ingester
 	appliances Appliances
+	services   Services
 	alerts     *alert.Engine
 	logger     *slog.Logger
 
@@ -121,8 +124,8 @@ func New(cfg Config) *API {
 		cfg.Appliances = noAppliances{}
 	}
 	a := &API{
-		appliances: cfg.Appliances,
-		alerts:     cfg.Alerts, allowPrivateWebhooks: cfg.AllowPrivateWebhooks, mailConfigured: cfg.MailConfigured, mailDomains: cfg.MailDomains,
+		appliances: cfg.Appliances, services: cfg.Services,
+		alerts: cfg.Alerts, allowPrivateWebhooks: cfg.AllowPrivateWebhooks, mailConfigured: cfg.MailConfigured, mailDomains: cfg.MailDomains,
 		st: cfg.State, series: cfg.Series, ingester: cfg.Ingester, logger: cfg.Logger,
 		gatherer: cfg.Gatherer, now: cfg.Now,
 		rootID:       cfg.RootID,

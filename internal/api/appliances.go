@@ -26,6 +26,12 @@ type Appliances interface {
 	Live(appliance int64) (live stream.Live, ok bool)
 }
 
+// Services is the hub's runner of service checks.
+type Services interface {
+	// Changed says that the service checks may have changed.
+	Changed()
+}
+
 // noAppliances stands in when the hub serves no appliance stream.
 type noAppliances struct{}
 

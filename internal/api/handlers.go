@@ -18,6 +18,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
 	"github.com/sonde-monitoring/sonde/internal/model"
+	"github.com/sonde-monitoring/sonde/internal/service"
 	"github.com/sonde-monitoring/sonde/internal/state"
 	"github.com/sonde-monitoring/sonde/internal/tsstore"
 )
@@ -68,6 +69,9 @@ func (a *API) createAsset(w http.ResponseWriter, r *http.Request, p principal) {
 type collectorBody struct {
 	Config json.RawMessage              `json:"config"`
 	Checks map[string]state.CheckConfig `json:"checks"`
+	// RunBy "hub" makes the collector a service check the hub runs
+	// itself; "appliance" gives it back to the asset's appliance.
+	RunBy *string `json:"runBy"`
 }
 
 // POST /asset/{id}/collector/{key}: put a collector on an asset, with an
@@ -116,6 +120,20 @@ func (a *API) addCollector(w http.ResponseWriter, r *http.Request, p principal) 
 			}
 			body.Config = compact.Bytes()
 		}
+		if body.RunBy != nil {
+			switch *body.RunBy {
+			case "appliance":
+				*body.RunBy = ""
+			case state.RunByHub:
+				if !slices.Contains(service.Collectors(), key) {
+					writeError(w, http.StatusBadRequest, fmt.Sprintf("the hub runs only the collectors %s itself, not %q", strings.Join(service.Collectors(), ", "), key))
+					return
+				}
+			default:
+				writeError(w, http.StatusBadRequest, `runBy must be "hub" (a service check the hub runs) or "appliance"`)
+				return
+			}
+		}
 		for k, c := range body.Checks {
 			if err := validKey(k); err != nil {
 				writeError(w, http.StatusBadRequest, "check key "+err.Error())
@@ -127,11 +145,14 @@ func (a *API) addCollector(w http.ResponseWriter, r *http.Request, p principal) 
 			}
 		}
 	}
-	if _, err := a.st.AddCollector(r.Context(), as.ID, key, body.Config, body.Checks); err != nil {
+	if _, err := a.st.AddCollectorRunBy(r.Context(), as.ID, key, body.Config, body.Checks, body.RunBy); err != nil {
 		a.serverError(w, r, err)
 		return
 	}
 	a.appliances.AssetChanged(as.ContainerID, as.ID)
+	if a.services != nil {
+		a.services.Changed()
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -195,7 +216,11 @@ func (a *API) getAsset(w http.ResponseWriter, r *http.Request, p principal) {
 		return disabled[i].Check < disabled[j].Check
 	})
 	collectorJSON := func(c state.Collector, fields map[string]bool) map[string]any {
-		all := map[string]any{"key": c.Key, "config": c.Config, "checks": c.Checks}
+		runBy := "appliance"
+		if c.RunBy == state.RunByHub {
+			runBy = state.RunByHub
+		}
+		all := map[string]any{"key": c.Key, "config": c.Config, "checks": c.Checks, "runBy": runBy}
 		if fields == nil {
 			return all
 		}

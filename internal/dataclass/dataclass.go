@@ -53,7 +53,7 @@ func hubTables() map[string]map[string]Class {
 		"schema_migrations": {"version": I, "applied_at": I},
 		"containers":        {"id": I, "parent_id": I, "name": S, "created_at": I, "inherit_access": I, "require_totp": I},
 		"assets":            {"id": I, "container_id": I, "name": S, "kind": S, "created_at": I, "zone": I, "appliance_id": I},
-		"asset_collectors":  {"asset_id": I, "collector": I, "config": S, "created_at": I},
+		"asset_collectors":  {"asset_id": I, "collector": I, "config": S, "created_at": I, "run_by": I},
 		"asset_checks":      {"asset_id": I, "collector": I, "check_key": I, "interval_s": I, "disabled": I},
 		"asset_labels":      {"asset_id": I, "label": S},
 		"check_ids":         {"id": I, "asset_id": I, "collector": I, "check_key": I},

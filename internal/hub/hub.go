@@ -30,6 +30,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/auth"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
 	"github.com/sonde-monitoring/sonde/internal/secret"
+	"github.com/sonde-monitoring/sonde/internal/service"
 	"github.com/sonde-monitoring/sonde/internal/state"
 	"github.com/sonde-monitoring/sonde/internal/stream"
 	"github.com/sonde-monitoring/sonde/internal/tlsca"
@@ -106,6 +107,10 @@ type Config struct {
 	// AllowPrivateWebhooks lets webhook rules use http:// and reach
 	// private addresses.
 	AllowPrivateWebhooks bool
+	// AllowPrivateServices lets the hub's service checks reach loopback,
+	// private and other special-purpose addresses: tests and labs only
+	// (a tenant could otherwise probe the hub's own network).
+	AllowPrivateServices bool
 	// HealthInterval is how often the monitoring-health sweep runs; 0
 	// means 30 s.
 	HealthInterval time.Duration
@@ -127,6 +132,7 @@ type Hub struct {
 	streamLn net.Listener
 	api      *api.API
 	web      *web.Server
+	services *service.Runner
 	alerts   *alert.Engine
 	outbox   *alert.Outbox
 	caFile   string
@@ -245,7 +251,10 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		appliances = h.stream
 		h.alerts.WatchAppliances(h.stream)
 	}
+	h.services = service.New(service.Config{State: h.st, Ingest: in, Logger: cfg.Logger.With("part", "services"),
+		AllowPrivate: cfg.AllowPrivateServices, Version: cfg.Version})
 	h.api = api.New(api.Config{
+		Services:   h.services,
 		Appliances: appliances, Alerts: h.alerts, AllowPrivateWebhooks: cfg.AllowPrivateWebhooks, MailConfigured: mailer != nil, MailDomains: cfg.SMTPAllowedDomains,
 		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
 		Gatherer: reg, Registerer: reg,
@@ -550,6 +559,11 @@ func (h *Hub) Serve(ctx context.Context) error {
 	bg.Go(func() { h.alerts.RunHealth(bgCtx, h.cfg.HealthInterval) })
 	bg.Go(func() { h.outbox.Run(bgCtx) })
 	bg.Go(func() { h.web.Run(bgCtx) })
+	bg.Go(func() {
+		if err := h.services.Run(bgCtx); err != nil && bgCtx.Err() == nil {
+			h.cfg.Logger.Error("the service checks stopped", "err", err)
+		}
+	})
 	defer func() {
 		stopBG()
 		bg.Wait()

@@ -56,3 +56,40 @@ func TestApplianceAsset(t *testing.T) {
 		t.Errorf("summary %+v", got)
 	}
 }
+
+// TestServiceCollectorsStayOnTheHub: a collector the hub runs is never
+// handed to an appliance, and is listed for the hub across containers.
+func TestServiceCollectorsStayOnTheHub(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	root, _, _ := s.EnsureRoot(ctx, "root")
+	child, _ := s.CreateContainer(ctx, root, "customer")
+	a1, _ := s.CreateAsset(ctx, root, "site")
+	a2, _ := s.CreateAsset(ctx, child, "shop")
+	hub := RunByHub
+	checks := map[string]CheckConfig{"http": {Interval: 60}}
+	if _, err := s.AddCollectorRunBy(ctx, a1, "http", []byte(`{"url":"https://example.com"}`), checks, &hub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddCollector(ctx, a2, "http", []byte(`{"url":"https://shop.example.com"}`), checks); err != nil {
+		t.Fatal(err)
+	}
+	// The agent's body-less call keeps who runs it.
+	if _, err := s.AddCollector(ctx, a1, "http", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range map[int64]int{root: 0, child: 1} {
+		pas, err := s.ProbeAssets(ctx, c, 0, []string{"http"})
+		if err != nil || len(pas) != want {
+			t.Errorf("appliance checks of container %d: %+v %v", c, pas, err)
+		}
+	}
+	svc, err := s.ServiceAssets(ctx, []string{"http"})
+	if err != nil || len(svc) != 1 || svc[0].ID != a1 || svc[0].Collectors[0].Checks[0].ID == 0 {
+		t.Errorf("service checks: %+v %v", svc, err)
+	}
+}

@@ -256,11 +256,25 @@ SELECT container_id, name, 'Sonde appliance', zone, $2, id FROM appliances WHERE
 	return id, nil
 }
 
+// RunByHub marks a collector the hub runs itself (a service check).
+const RunByHub = "hub"
+
 // ProbeAssets returns the assets of a container (or the one asset when
-// only is not 0) with their collectors among keys and the checks of those
-// collectors, each check with its stable id (created on first use). Assets
-// without such a collector are left out.
+// only is not 0) with their collectors among keys that appliances run
+// (not the hub's service checks) and the checks of those collectors, each
+// check with its stable id (created on first use). Assets without such a
+// collector are left out.
 func (s *Store) ProbeAssets(ctx context.Context, container, only int64, keys []string) ([]ProbeAsset, error) {
+	return s.probeAssets(ctx, container, only, keys, "")
+}
+
+// ServiceAssets returns, across every container, the assets with
+// collectors the hub runs itself (among keys), as ProbeAssets does.
+func (s *Store) ServiceAssets(ctx context.Context, keys []string) ([]ProbeAsset, error) {
+	return s.probeAssets(ctx, 0, 0, keys, RunByHub)
+}
+
+func (s *Store) probeAssets(ctx context.Context, container, only int64, keys []string, runBy string) ([]ProbeAsset, error) {
 	want := map[string]bool{}
 	for _, k := range keys {
 		want[k] = true
@@ -269,9 +283,9 @@ func (s *Store) ProbeAssets(ctx context.Context, container, only int64, keys []s
 FROM assets a
 JOIN asset_collectors c ON c.asset_id = a.id
 JOIN asset_checks k ON k.asset_id = a.id AND k.collector = c.collector
-WHERE a.container_id = $1 AND ($2 = 0 OR a.id = $2)
+WHERE ($1 = 0 OR a.container_id = $1) AND ($2 = 0 OR a.id = $2) AND c.run_by = $3
 ORDER BY a.id, c.collector, k.check_key`
-	rows, err := s.r.QueryContext(ctx, q, container, only)
+	rows, err := s.r.QueryContext(ctx, q, container, only, runBy)
 	if err != nil {
 		return nil, fmt.Errorf("listing the probe checks of container %d: %w", container, err)
 	}

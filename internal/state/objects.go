@@ -287,12 +287,21 @@ type Collector struct {
 	Key    string
 	Config json.RawMessage
 	Checks map[string]CheckConfig
+	// RunBy is RunByHub for a service check the hub runs, "" otherwise.
+	RunBy string
 }
 
 // AddCollector puts a collector on an asset. A nil config keeps the stored
 // one (or {} for a new collector); checks are merged into the stored ones.
 // created says whether the collector was new.
 func (s *Store) AddCollector(ctx context.Context, asset int64, key string, config json.RawMessage, checks map[string]CheckConfig) (created bool, err error) {
+	return s.AddCollectorRunBy(ctx, asset, key, config, checks, nil)
+}
+
+// AddCollectorRunBy is AddCollector that also says who runs the collector
+// (runBy: "" the asset's appliance or agent, RunByHub the hub); nil keeps
+// what is stored ("" for a new collector).
+func (s *Store) AddCollectorRunBy(ctx context.Context, asset int64, key string, config json.RawMessage, checks map[string]CheckConfig, runBy *string) (created bool, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		cfg := "{}"
 		if config != nil {
@@ -310,6 +319,11 @@ ON CONFLICT (asset_id, collector) DO NOTHING`, asset, key, cfg, time.Now().Unix(
 		created = n > 0
 		if !created && config != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE asset_collectors SET config = $1 WHERE asset_id = $2 AND collector = $3`, cfg, asset, key); err != nil {
+				return err
+			}
+		}
+		if runBy != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE asset_collectors SET run_by = $1 WHERE asset_id = $2 AND collector = $3`, *runBy, asset, key); err != nil {
 				return err
 			}
 		}
@@ -343,7 +357,7 @@ func boolInt(b bool) int {
 
 // Collectors lists the collectors of an asset with their checks, by key.
 func (s *Store) Collectors(ctx context.Context, asset int64) ([]Collector, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT collector, config FROM asset_collectors WHERE asset_id = $1 ORDER BY collector`, asset)
+	rows, err := s.r.QueryContext(ctx, `SELECT collector, config, run_by FROM asset_collectors WHERE asset_id = $1 ORDER BY collector`, asset)
 	if err != nil {
 		return nil, fmt.Errorf("listing collectors of asset %d: %w", asset, err)
 	}
@@ -352,7 +366,7 @@ func (s *Store) Collectors(ctx context.Context, asset int64) ([]Collector, error
 	for rows.Next() {
 		var c Collector
 		var cfg string
-		if err := rows.Scan(&c.Key, &cfg); err != nil {
+		if err := rows.Scan(&c.Key, &cfg, &c.RunBy); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("listing collectors of asset %d: %w", asset, err)
 		}
