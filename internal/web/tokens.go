@@ -27,6 +27,18 @@ type tokensData struct {
 	// New is the token just created: shown once, here only.
 	New     string
 	NewName string
+	// Errors are the form's errors by field (container, name,
+	// permissions, days), shown beside the fields; Form keeps the input.
+	Errors fieldErrors
+	Form   tokenForm
+}
+
+// tokenForm is what the user typed into the token form.
+type tokenForm struct {
+	Container string
+	Name      string
+	Days      string
+	Perms     map[string]bool
 }
 
 // tokenContainers lists the containers where the user may manage tokens
@@ -52,12 +64,16 @@ func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, si sessionIn
 }
 
 func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, si sessionInfo, code int, msg, newTok, newName string) {
+	s.showTokensForm(w, r, si, code, msg, newTok, newName, nil, tokenForm{Days: "365"})
+}
+
+func (s *Server) showTokensForm(w http.ResponseWriter, r *http.Request, si sessionInfo, code int, msg, newTok, newName string, errs fieldErrors, f tokenForm) {
 	conts, _, err := s.tokenContainers(r, si)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	d := tokensData{Containers: conts, Flags: auth.All.Names(), New: newTok, NewName: newName}
+	d := tokensData{Containers: conts, Flags: auth.All.Names(), New: newTok, NewName: newName, Errors: errs, Form: f}
 	for _, c := range conts {
 		ts, err := s.st.Tokens(r.Context(), c.ID)
 		if err != nil {
@@ -85,32 +101,38 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, si sessionI
 		s.serverError(w, r, err)
 		return
 	}
-	fail := func(msg string) { s.showTokens(w, r, si, http.StatusBadRequest, msg, "", "") }
+	form := tokenForm{Container: r.PostFormValue("container"), Name: r.PostFormValue("name"), Days: r.PostFormValue("days"), Perms: map[string]bool{}}
+	for _, p := range r.PostForm["permissions"] {
+		form.Perms[p] = true
+	}
+	fail := func(field, msg string) {
+		s.showTokensForm(w, r, si, http.StatusBadRequest, "", "", "", fieldErrors{field: msg}, form)
+	}
 	container, err := strconv.ParseInt(r.PostFormValue("container"), 10, 64)
 	mine := perms[container]
 	if err != nil || !mine.Has(auth.ContainerTokens) {
-		fail("Choose a container where you may manage tokens.")
+		fail("container", "Choose a container where you may manage tokens.")
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if name == "" || len(name) > 200 || strings.ContainsAny(name, "\r\n\x00") {
-		fail("The name must be 1 to 200 characters on one line.")
+		fail("name", "The name must be 1 to 200 characters on one line.")
 		return
 	}
 	flags, err := auth.ParsePermissions(r.PostForm["permissions"])
 	if err != nil || flags == 0 {
-		fail("Tick at least one permission.")
+		fail("permissions", "Tick at least one permission.")
 		return
 	}
 	if extra := flags &^ mine; extra != 0 {
-		fail("You cannot give permissions you do not hold there: " + extra.String() + ".")
+		fail("permissions", "You cannot give permissions you do not hold there: "+extra.String()+".")
 		return
 	}
 	var expires *time.Time
 	if d := r.PostFormValue("days"); d != "" {
 		n, err := strconv.Atoi(d)
 		if err != nil || n < 1 || n > 3650 {
-			fail("Days must be a whole number from 1 to 3650, or empty for a token that does not expire.")
+			fail("days", "Days must be a whole number from 1 to 3650, or empty for a token that does not expire.")
 			return
 		}
 		t := s.now().Add(time.Duration(n) * 24 * time.Hour)

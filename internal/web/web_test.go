@@ -704,8 +704,9 @@ func TestTokensPage(t *testing.T) {
 	}
 	csrf := csrfOf(t, body)
 	form := url.Values{"csrf": {csrf}, "name": {"agent <x>"}, "container": {fmt.Sprint(acme)}, "permissions": {"READ", "WEBHOOKS"}, "days": {"30"}}
-	if resp, body := b.post("/tokens", form); resp.StatusCode != 400 || !strings.Contains(body, "WEBHOOKS") {
-		t.Fatalf("a permission the user lacks: %d", resp.StatusCode)
+	if resp, body := b.post("/tokens", form); resp.StatusCode != 400 || !strings.Contains(body, `<p class="error" id="tperm-err">You cannot give permissions you do not hold there: WEBHOOKS.`) ||
+		!strings.Contains(body, `value="agent &lt;x&gt;"`) || !strings.Contains(body, `value="30"`) || !strings.Contains(body, `value="READ" checked`) {
+		t.Fatalf("a permission the user lacks: %d (the error beside the field, the input kept)\n%s", resp.StatusCode, body)
 	}
 	form["permissions"] = []string{"READ", "API"}
 	resp, body := b.post("/tokens", form)
