@@ -129,6 +129,23 @@ func (a *API) addCollector(w http.ResponseWriter, r *http.Request, p principal) 
 					writeError(w, http.StatusBadRequest, fmt.Sprintf("the hub runs only the collectors %s itself, not %q", strings.Join(service.Collectors(), ", "), key))
 					return
 				}
+				// The hub's checks go out from the hub: bounded, so that
+				// no tenant turns it into a flood against a third party.
+				n, err := a.st.CountServiceChecks(r.Context(), as.ContainerID)
+				if err != nil {
+					a.serverError(w, r, err)
+					return
+				}
+				if n+len(body.Checks) > service.MaxPerContainer {
+					writeError(w, http.StatusConflict, fmt.Sprintf("container %d has %d service checks; the hub runs at most %d per container", as.ContainerID, n, service.MaxPerContainer))
+					return
+				}
+				for k, c := range body.Checks {
+					if c.Interval < service.MinInterval {
+						writeError(w, http.StatusBadRequest, fmt.Sprintf("checks.%s.interval: a service check runs at most every %d seconds", k, service.MinInterval))
+						return
+					}
+				}
 			default:
 				writeError(w, http.StatusBadRequest, `runBy must be "hub" (a service check the hub runs) or "appliance"`)
 				return

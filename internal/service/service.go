@@ -174,6 +174,12 @@ func (r *Runner) load(ctx context.Context) error {
 	return r.sched.Set(jobs)
 }
 
+// Bounds of the service checks: the hub's checks go out from the hub.
+const (
+	MaxPerContainer = 200
+	MinInterval     = 30 // seconds
+)
+
 // Collectors are the collectors a service check may have (a hub that
 // cannot run one, icmp without ping sockets, answers with an error result,
 // never silence).

@@ -29,7 +29,7 @@ func serviceAsset(t *testing.T, h *testutil.Hub, url string) int64 {
 	}
 	h.Must(201, "POST", "/api/v1/container/1/asset", map[string]string{"name": "website"}, &a)
 	h.Must(204, "POST", fmt.Sprintf("/api/v1/asset/%d/collector/http", a.AssetID), map[string]any{
-		"config": map[string]any{"url": url}, "checks": map[string]any{"http": map[string]any{"interval": 5}}, "runBy": "hub",
+		"config": map[string]any{"url": url}, "checks": map[string]any{"http": map[string]any{"interval": 30}}, "runBy": "hub",
 	}, nil)
 	return a.AssetID
 }
@@ -38,7 +38,8 @@ func serviceAsset(t *testing.T, h *testutil.Hub, url string) int64 {
 func waitResult(t *testing.T, h *testutil.Hub, asset int64) checkResult {
 	t.Helper()
 	var res checkResult
-	testutil.WaitFor(t, "the service check's result", 20*time.Second, func() bool {
+	// The first run falls somewhere in the 30 s interval.
+	testutil.WaitFor(t, "the service check's result", 45*time.Second, func() bool {
 		code, _ := h.Call("GET", fmt.Sprintf("/api/v1/asset/%d/collector/http/check/http", asset), nil, &res)
 		return code == 200
 	})
@@ -48,6 +49,7 @@ func waitResult(t *testing.T, h *testutil.Hub, asset int64) checkResult {
 // TestServiceCheck: an http check with runBy "hub" is run by the hub
 // itself (no appliance anywhere) and its result stored like any other.
 func TestServiceCheck(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello") }))
 	t.Cleanup(srv.Close)
 	h := testutil.StartHub(t, hub.Config{AllowPrivateServices: true})
@@ -77,6 +79,7 @@ func TestServiceCheck(t *testing.T) {
 // TestServiceCheckRefusesPrivateAddresses: by default a service check
 // cannot reach the hub's own network; the result says why.
 func TestServiceCheckRefusesPrivateAddresses(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	t.Cleanup(srv.Close)
@@ -105,8 +108,13 @@ func TestServiceCheckValidation(t *testing.T) {
 	}{
 		{map[string]any{"runBy": "hub", "checks": map[string]any{"system": map[string]any{"interval": 60}}}, "the hub runs only the collectors"},
 		{map[string]any{"runBy": "somewhere"}, `runBy must be \"hub\"`},
+		{map[string]any{"runBy": "hub", "checks": map[string]any{"http": map[string]any{"interval": 10}}}, "at most every 30 seconds"},
 	} {
-		code, out := h.Call("POST", fmt.Sprintf("/api/v1/asset/%d/collector/snmp", a.AssetID), tc.body, nil)
+		key := "snmp"
+		if tc.body["checks"] != nil && tc.body["checks"].(map[string]any)["http"] != nil {
+			key = "http"
+		}
+		code, out := h.Call("POST", fmt.Sprintf("/api/v1/asset/%d/collector/%s", a.AssetID, key), tc.body, nil)
 		if code != 400 || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%v: %d %s", tc.body, code, out)
 		}

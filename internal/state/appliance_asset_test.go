@@ -88,6 +88,12 @@ func TestServiceCollectorsStayOnTheHub(t *testing.T) {
 			t.Errorf("appliance checks of container %d: %+v %v", c, pas, err)
 		}
 	}
+	if n, err := s.CountServiceChecks(ctx, root); err != nil || n != 1 {
+		t.Errorf("service checks counted in root: %d %v", n, err)
+	}
+	if n, err := s.CountServiceChecks(ctx, child); err != nil || n != 0 {
+		t.Errorf("service checks counted in the customer: %d %v", n, err)
+	}
 	svc, err := s.ServiceAssets(ctx, []string{"http"})
 	if err != nil || len(svc) != 1 || svc[0].ID != a1 || svc[0].Collectors[0].Checks[0].ID == 0 {
 		t.Errorf("service checks: %+v %v", svc, err)

@@ -409,3 +409,17 @@ WHERE a.container_id = $1 AND a.appliance_id IS NOT NULL`, container, ApplianceC
 	}
 	return out, rows.Err()
 }
+
+// CountServiceChecks counts the checks of the collectors the hub runs
+// itself in a container.
+func (s *Store) CountServiceChecks(ctx context.Context, container int64) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM asset_checks k
+JOIN asset_collectors c ON c.asset_id = k.asset_id AND c.collector = k.collector
+JOIN assets a ON a.id = k.asset_id
+WHERE a.container_id = $1 AND c.run_by = $2`, container, RunByHub).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting the service checks of container %d: %w", container, err)
+	}
+	return n, nil
+}
