@@ -12,7 +12,10 @@
 #     notifier is tested against; run with Debian's /usr/bin/python3.
 #   chromium, chromium-driver: the headless browser the web UI's end-to-end
 #     tests drive over WebDriver (plain HTTP: no Go dependency for it).
-TEST_DEPS="gcc libc6-dev snmpd fping python3-aiosmtpd chromium chromium-driver"
+#   postgresql: the state store's and the hub's tests run again on a real
+#     PostgreSQL server (started by internal/testutil/pgtest, not the
+#     system's cluster).
+TEST_DEPS="gcc libc6-dev snmpd fping python3-aiosmtpd chromium chromium-driver postgresql"
 
 set -euo pipefail
 

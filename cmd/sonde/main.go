@@ -102,6 +102,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	var sans listFlag
 	var logLevel string
 	fs.StringVar(&cfg.DataDir, "data", dataDef, "data directory (state, time series, TLS material)")
+	fs.StringVar(&cfg.State, "state", "", "state store: a postgres://USER@HOST/DB?sslmode=verify-full URL (default: SQLite in the data directory)")
 	fs.StringVar(&cfg.Listen, "listen", listenDef, "HTTPS address for the API")
 	fs.StringVar(&cfg.ExternalURL, "external-url", "", "the hub's address as users reach it, e.g. https://sonde.example.com (for invitation links; default: the host the browser asked for)")
 	fs.StringVar(&cfg.StreamListen, "stream-listen", streamDef, "TLS address for appliance streams (empty: serve none)")

@@ -446,7 +446,7 @@ func TestSecretKeyMissing(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, SecretKeyFile)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0"})
+	_, err := New(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", State: stateFor(t, dir)})
 	if err == nil || !strings.Contains(err.Error(), "restore the file") {
 		t.Fatalf("start without the key: %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sonde-monitoring/sonde/internal/testutil/pgtest"
 )
 
 const crashEnv = "SONDE_TEST_CRASH_HUB_DIR"
@@ -23,11 +25,48 @@ func TestMain(m *testing.M) {
 		crashHub(dir)
 		return
 	}
-	os.Exit(m.Run())
+	// With SONDE_STATE_BACKEND=postgres the hubs of these tests keep
+	// their state in a real PostgreSQL server (`make test` runs both).
+	if os.Getenv("SONDE_STATE_BACKEND") == "postgres" {
+		var err error
+		testPG, err = pgtest.Start()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "starting PostgreSQL for the hub tests:", err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if testPG != nil {
+		testPG.Stop()
+	}
+	os.Exit(code)
+}
+
+// testPG is the PostgreSQL server of a SONDE_STATE_BACKEND=postgres run;
+// pgDatabases gives each data directory its database, so that a hub
+// restarted on the same directory finds its state.
+var (
+	testPG      *pgtest.Server
+	pgMu        sync.Mutex
+	pgDatabases = map[string]string{}
+)
+
+func stateFor(t *testing.T, dir string) string {
+	if testPG == nil || dir == "" {
+		return ""
+	}
+	pgMu.Lock()
+	defer pgMu.Unlock()
+	if u, ok := pgDatabases[dir]; ok {
+		return u
+	}
+	u := testPG.Database(t)
+	pgDatabases[dir] = u
+	return u
 }
 
 func crashHub(dir string) {
-	h, err := New(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0"})
+	h, err := New(context.Background(), Config{DataDir: dir, Listen: "127.0.0.1:0", State: os.Getenv(crashEnv + "_STATE")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash hub:", err)
 		os.Exit(1)
@@ -44,7 +83,7 @@ func crashHub(dir string) {
 func TestCrash(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+	cmd.Env = append(os.Environ(), crashEnv+"="+dir, crashEnv+"_STATE="+stateFor(t, dir))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -56,6 +56,11 @@ const AdminPasswordFile = "admin-password"
 type Config struct {
 	DataDir string
 	Listen  string // HTTPS address, e.g. ":8443"
+	// State is where the state store lives: "" for SQLite in
+	// <data>/state.db, or a postgres:// URL (verified TLS unless the
+	// server is on this machine). Every hub on one PostgreSQL must share
+	// the same <data>/secret.key.
+	State string
 	// ExternalURL is the hub's address as users reach it (through a
 	// proxy, say), for links the web UI hands out; empty uses the host
 	// the browser asked for.
@@ -187,7 +192,13 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	h.st, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state.db"), cfg.Logger)
+	loc := cfg.State
+	if loc == "" {
+		loc = filepath.Join(cfg.DataDir, "state.db")
+	} else if !state.IsPostgres(loc) {
+		return nil, fmt.Errorf("--state %q: give a postgres:// URL, or leave it out for SQLite in the data directory", loc)
+	}
+	h.st, err = state.Open(ctx, loc, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -67,6 +67,9 @@ func startHubWith(t *testing.T, cfg Config) *testHub {
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := cfg.DataDir
+	if cfg.State == "" {
+		cfg.State = stateFor(t, dir)
+	}
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Out = logs
@@ -414,7 +417,11 @@ func TestHealthAndFiles(t *testing.T) {
 	if code != 200 || !strings.Contains(string(out), "ok") {
 		t.Fatalf("healthz: %d %s", code, out)
 	}
-	for _, f := range []string{AdminTokenFile, "tls/ca.key", "tls/server.key", "state.db"} {
+	files := []string{AdminTokenFile, "tls/ca.key", "tls/server.key", "state.db"}
+	if testPG != nil {
+		files = files[:3] // the state is in PostgreSQL
+	}
+	for _, f := range files {
 		fi, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)

@@ -743,7 +743,7 @@ type MissingCheck struct {
 func (s *Store) MissingChecks(ctx context.Context, now time.Time, factor int) ([]MissingCheck, error) {
 	rows, err := s.r.QueryContext(ctx, `
 SELECT a.container_id, a.id, a.name, r.collector, r.check_key, r.received_at, COALESCE(k.interval_s, r.observed_interval_s),
-       k.interval_s IS NOT NULL
+       CASE WHEN k.interval_s IS NOT NULL THEN 1 ELSE 0 END
 FROM check_results r
 JOIN assets a ON a.id = r.asset_id
 LEFT JOIN asset_checks k ON k.asset_id = r.asset_id AND k.collector = r.collector AND k.check_key = r.check_key

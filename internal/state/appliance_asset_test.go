@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -11,7 +10,7 @@ import (
 // with the hardening check; its latest audit is summarised.
 func TestApplianceAsset(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), nil)
+	s, err := Open(ctx, location(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +60,7 @@ func TestApplianceAsset(t *testing.T) {
 // handed to an appliance, and is listed for the hub across containers.
 func TestServiceCollectorsStayOnTheHub(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), nil)
+	s, err := Open(ctx, location(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ FROM audit_log WHERE container_id IN (` + inList(&args, f.Containers) + `)` // #
 		q += ` AND id < ` + arg(f.Before)
 	}
 	q += ` ORDER BY id DESC LIMIT ` + arg(f.Limit)
-	rows, err := s.r.QueryContext(ctx, q, args...) // #nosec G202 -- only $N placeholders are joined; values are arguments
+	rows, err := s.r.QueryContext(ctx, s.q(q), args...) // #nosec G202 -- only $N placeholders are joined; values are arguments
 	if err != nil {
 		return nil, fmt.Errorf("reading the audit log: %w", err)
 	}

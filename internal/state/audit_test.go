@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 // than the retention can be removed.
 func TestAuditAppendOnly(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), nil)
+	s, err := Open(ctx, location(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,13 @@ func (s *Store) RestrictedValues(ctx context.Context) ([]string, error) {
 
 // columns lists the store's tables and their columns.
 func (s *Store) columns(ctx context.Context) (map[string][]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
-WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`)
+	q := `SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid`
+	if s.dialect == dialectPostgres {
+		q = `SELECT table_name, column_name FROM information_schema.columns
+WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`
+	}
+	rows, err := s.r.QueryContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}

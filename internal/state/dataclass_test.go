@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/sonde-monitoring/sonde/internal/dataclass"
@@ -13,7 +12,7 @@ import (
 // store does not have.
 func TestEveryColumnHasAClass(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), nil)
+	s, err := Open(ctx, location(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SetTimeZone sets the zone the web UI shows a user's times in ("" is
@@ -59,7 +61,7 @@ var ErrLastAdmin = errors.New("the container stops inheritance and would have no
 // cannot both succeed.
 func keepsAdmin(ctx context.Context, tx *sql.Tx, container int64, adminFlag uint64) error {
 	var stops, admins int
-	err := tx.QueryRowContext(ctx, `SELECT (SELECT inherit_access = 0 FROM containers WHERE id = $1),
+	err := tx.QueryRowContext(ctx, `SELECT (SELECT CASE WHEN inherit_access = 0 THEN 1 ELSE 0 END FROM containers WHERE id = $1),
 (SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id
  WHERE m.container_id = $1 AND (m.permissions & $2) = $2 AND u.disabled_at IS NULL)`, container, adminFlag).Scan(&stops, &admins)
 	if err != nil {
@@ -236,7 +238,12 @@ ON CONFLICT (user_id, container_id) DO UPDATE SET permissions = memberships.perm
 	return user, nil
 }
 
-// isUnique reports a broken UNIQUE constraint.
+// isUnique reports a broken UNIQUE constraint (SQLite's message, or
+// PostgreSQL's code 23505).
 func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE")
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	return strings.Contains(err.Error(), "UNIQUE") || (errors.As(err, &pe) && pe.Code == "23505")
 }

@@ -80,7 +80,7 @@ type AssetSummary struct {
 
 // AssetSummaries lists the assets of a container with their state.
 func (s *Store) AssetSummaries(ctx context.Context, container int64) ([]AssetSummary, error) {
-	rows, err := s.r.QueryContext(ctx, `
+	rows, err := s.r.QueryContext(ctx, s.q(`
 SELECT a.id, a.container_id, a.name, a.kind, a.zone, a.created_at,
        (SELECT COUNT(*) FROM alerts al WHERE al.asset_id = a.id AND al.status = 'open'),
        COALESCE((SELECT MIN(al.severity) FROM alerts al WHERE al.asset_id = a.id AND al.status = 'open'), -1),
@@ -88,7 +88,7 @@ SELECT a.id, a.container_id, a.name, a.kind, a.zone, a.created_at,
        (SELECT COUNT(*) FROM check_results r WHERE r.asset_id = a.id),
        (SELECT MAX(r.received_at) FROM check_results r WHERE r.asset_id = a.id),
        COALESCE((SELECT GROUP_CONCAT(l.label, ',') FROM asset_labels l WHERE l.asset_id = a.id), '')
-FROM assets a WHERE a.container_id = $1 ORDER BY a.name, a.id`, container)
+FROM assets a WHERE a.container_id = $1 ORDER BY a.name, a.id`), container)
 	if err != nil {
 		return nil, fmt.Errorf("listing the assets of container %d: %w", container, err)
 	}

@@ -1,7 +1,9 @@
 // Package state is the hub's state store: the container tree, assets,
 // collectors and check configuration, the latest result of every check, and
-// API tokens. It runs on SQLite (embedded, WAL mode); the SQL is written so
-// that PostgreSQL can run it too ($N placeholders, RETURNING, ON CONFLICT).
+// API tokens. It runs on SQLite (embedded, WAL mode) or on PostgreSQL (to
+// scale out): one set of SQL for both ($N placeholders, RETURNING, ON
+// CONFLICT), one set of migrations (PostgreSQL's types derived from
+// SQLite's, a file of its own only where the two differ).
 package state
 
 import (
@@ -24,7 +26,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-//go:embed migrations/sqlite/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationsFS embed.FS
 
 // ErrNotFound is returned when an object does not exist.
@@ -38,6 +40,8 @@ type Store struct {
 	hot    hotStatements
 	// sealer seals rule secrets at rest; nil stores them as given.
 	sealer cipher.AEAD
+	// dialect is dialectSQLite or dialectPostgres.
+	dialect string
 }
 
 // hotStatements are prepared once: every check result runs them, and
@@ -67,11 +71,15 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
-// Open opens (creating if needed) the SQLite database at path and applies
-// the embedded migrations.
+// Open opens (creating if needed) the SQLite database at path, or the
+// PostgreSQL database of a postgres:// URL, and applies the embedded
+// migrations.
 func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if IsPostgres(path) {
+		return openPostgres(ctx, path, logger)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the state directory: %w", err)
@@ -93,7 +101,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		return nil, fmt.Errorf("opening state database %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{w: w, r: r, logger: logger}
+	s := &Store{w: w, r: r, logger: logger, dialect: dialectSQLite}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -124,7 +132,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("creating the migrations table: %w", err)
 	}
 	entries, err := fs.ReadDir(migrationsFS, "migrations/sqlite")
@@ -153,6 +161,13 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("reading migration %s: %w", name, err)
 		}
+		if s.dialect == dialectPostgres {
+			if own, err := fs.ReadFile(migrationsFS, "migrations/postgres/"+name); err == nil {
+				body = own
+			} else {
+				body = []byte(pgTypes(string(body)))
+			}
+		}
 		err = s.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err
@@ -168,9 +183,31 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// tx runs fn in a write transaction.
+// tx runs fn in a write transaction. On SQLite the writer is one
+// connection and transactions start IMMEDIATE, so they run one at a
+// time; on PostgreSQL they are SERIALIZABLE and run again (up to 10
+// times) when PostgreSQL refuses one for a conflict: either way fn sees
+// the store as if alone.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	var opts *sql.TxOptions
+	if s.dialect == dialectPostgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelSerializable}
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.tx1(ctx, opts, fn)
+		if err == nil || !isSerialization(err) || attempt == 10 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt*attempt) * time.Millisecond):
+		}
+	}
+}
+
+func (s *Store) tx1(ctx context.Context, opts *sql.TxOptions, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
