@@ -26,6 +26,8 @@ const usage = `sonde — the Sonde monitoring hub
 Usage:
   sonde hub [flags]   run the hub (HTTPS API, stores)
   sonde up  [flags]   run everything on this machine with data in ./sonde-data
+  sonde migrate-state --from sqlite:PATH --to postgres://…
+                      copy the state store into a new one (the hub stopped)
   sonde version       print the version
 
 Run "sonde hub -h" for the hub's flags.
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runHub(ctx, args[1:], stdout, stderr, false)
 	case "up":
 		err = runHub(ctx, args[1:], stdout, stderr, true)
+	case "migrate-state":
+		err = runMigrateState(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sonde", version)
 	case "help", "-h", "--help":
