@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -252,22 +251,7 @@ func (s *Server) createCondition(w http.ResponseWriter, r *http.Request, si sess
 // conditionOf reads the {id} condition when the user sees its container;
 // otherwise it writes the 404 page.
 func (s *Server) conditionOf(w http.ResponseWriter, r *http.Request, si sessionInfo) (state.Condition, auth.Permission, bool) {
-	id, ok := pathID(r)
-	if !ok {
-		s.notFound(w, r, si)
-		return state.Condition{}, 0, false
-	}
-	c, err := s.st.Condition(r.Context(), id)
-	if errors.Is(err, state.ErrNotFound) {
-		s.notFound(w, r, si)
-		return c, 0, false
-	}
-	if err != nil {
-		s.serverError(w, r, err)
-		return c, 0, false
-	}
-	perm, ok := s.access(w, r, si, c.ContainerID)
-	return c, perm, ok
+	return scoped(s, w, r, si, s.st.Condition, func(c state.Condition) int64 { return c.ContainerID })
 }
 
 // GET /condition/{id}: one condition, in a form to change it.

@@ -249,21 +249,7 @@ func (s *Server) createMaintenance(w http.ResponseWriter, r *http.Request, si se
 // POST /maintenance/{id}/end (ALERT_CHANGE): the window ends now (an
 // upcoming one is cancelled); the store removes it.
 func (s *Server) endMaintenance(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	id, ok := pathID(r)
-	if !ok {
-		s.notFound(w, r, si)
-		return
-	}
-	m, err := s.st.MaintenanceByID(r.Context(), id)
-	if errors.Is(err, state.ErrNotFound) {
-		s.notFound(w, r, si)
-		return
-	}
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	perm, ok := s.access(w, r, si, m.ContainerID)
+	m, perm, ok := scoped(s, w, r, si, s.st.MaintenanceByID, func(m state.Maintenance) int64 { return m.ContainerID })
 	if !ok {
 		return
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -46,6 +47,31 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request, si sessionInfo
 func pathID(r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	return id, err == nil && id > 0
+}
+
+// scoped reads the object the path's {id} names with get, and checks that
+// the user reads the container it is in (container); otherwise it writes
+// the 404 page (or the error page when the store fails) and ok is false.
+// It returns the user's permissions there.
+func scoped[T any](s *Server, w http.ResponseWriter, r *http.Request, si sessionInfo,
+	get func(context.Context, int64) (T, error), container func(T) int64) (T, auth.Permission, bool) {
+	var zero T
+	id, ok := pathID(r)
+	if !ok {
+		s.notFound(w, r, si)
+		return zero, 0, false
+	}
+	v, err := get(r.Context(), id)
+	if errors.Is(err, state.ErrNotFound) {
+		s.notFound(w, r, si)
+		return zero, 0, false
+	}
+	if err != nil {
+		s.serverError(w, r, err)
+		return zero, 0, false
+	}
+	perm, ok := s.access(w, r, si, container(v))
+	return v, perm, ok
 }
 
 // containerData is the container page.
@@ -145,23 +171,11 @@ const maxRowsShown = 500
 
 // GET /asset/{id}: every check's latest result, as tables per type.
 func (s *Server) assetPage(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	id, ok := pathID(r)
+	a, _, ok := scoped(s, w, r, si, s.st.Asset, func(a state.Asset) int64 { return a.ContainerID })
 	if !ok {
-		s.notFound(w, r, si)
 		return
 	}
-	a, err := s.st.Asset(r.Context(), id)
-	if errors.Is(err, state.ErrNotFound) {
-		s.notFound(w, r, si)
-		return
-	}
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
-	if _, ok := s.access(w, r, si, a.ContainerID); !ok {
-		return
-	}
+	id := a.ID
 	results, err := s.st.LatestResults(r.Context(), id)
 	if err != nil {
 		s.serverError(w, r, err)
@@ -230,17 +244,8 @@ const maxChartSeries = 8
 // GET /asset/{id}/chart?collector=&check=&type=&metric=&range=: one
 // numeric metric of a check's items over time.
 func (s *Server) chartPage(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	id, ok := pathID(r)
+	a, _, ok := scoped(s, w, r, si, s.st.Asset, func(a state.Asset) int64 { return a.ContainerID })
 	if !ok {
-		s.notFound(w, r, si)
-		return
-	}
-	a, err := s.st.Asset(r.Context(), id)
-	if err != nil {
-		s.notFound(w, r, si)
-		return
-	}
-	if _, ok := s.access(w, r, si, a.ContainerID); !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -451,20 +456,11 @@ func (s *Server) alertsPage(w http.ResponseWriter, r *http.Request, si sessionIn
 // POST /alert/{id}/{action}: assign, message or close, with the
 // permission the API asks for the same.
 func (s *Server) alertAction(w http.ResponseWriter, r *http.Request, si sessionInfo) {
-	id, ok := pathID(r)
-	if !ok {
-		s.notFound(w, r, si)
-		return
-	}
-	al, err := s.st.Alert(r.Context(), id)
-	if err != nil {
-		s.notFound(w, r, si)
-		return
-	}
-	perm, ok := s.access(w, r, si, al.ContainerID)
+	al, perm, ok := scoped(s, w, r, si, s.st.Alert, func(a state.Alert) int64 { return a.ContainerID })
 	if !ok {
 		return
 	}
+	var err error
 	actor := "user " + si.user.Username
 	now := s.now()
 	action := r.PathValue("action")

@@ -360,21 +360,7 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, si sessionIn
 // 404 page) and holds RULE_MANAGEMENT there (else 403), as the API asks
 // for every rule route.
 func (s *Server) ruleOf(w http.ResponseWriter, r *http.Request, si sessionInfo) (state.Rule, bool) {
-	id, ok := pathID(r)
-	if !ok {
-		s.notFound(w, r, si)
-		return state.Rule{}, false
-	}
-	rule, err := s.st.Rule(r.Context(), id)
-	if errors.Is(err, state.ErrNotFound) {
-		s.notFound(w, r, si)
-		return rule, false
-	}
-	if err != nil {
-		s.serverError(w, r, err)
-		return rule, false
-	}
-	perm, ok := s.access(w, r, si, rule.ContainerID)
+	rule, perm, ok := scoped(s, w, r, si, s.st.Rule, func(r state.Rule) int64 { return r.ContainerID })
 	if !ok {
 		return rule, false
 	}
