@@ -4,7 +4,7 @@
 #                static (no cgo), stripped
 #   make up      build, then run the whole system with data in ./sonde-data
 #   make test    test-deps + lint + vuln, then every Go test with the race detector,
-#                the state store's and the hub's tests again on PostgreSQL,
+#                the state store's, the hub's and the web UI's tests again on PostgreSQL,
 #                then every fuzz target for a short budget (FUZZTIME, default 6s)
 #   make fuzz    only the fuzz targets
 #   make lint    gofmt, go vet, staticcheck, gosec
@@ -66,7 +66,7 @@ up: build
 
 test: test-deps lint vuln
 	scripts/gotest.sh $(GO_TEST_FLAGS) ./...
-	SONDE_STATE_BACKEND=postgres scripts/gotest.sh $(GO_TEST_FLAGS) ./internal/state/ ./internal/hub/
+	SONDE_STATE_BACKEND=postgres scripts/gotest.sh $(GO_TEST_FLAGS) ./internal/state/ ./internal/hub/ ./internal/web/
 	scripts/fuzz.sh
 
 fuzz:

@@ -18,6 +18,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/testutil"
 	"github.com/sonde-monitoring/sonde/internal/totp"
+	"github.com/sonde-monitoring/sonde/internal/web"
 )
 
 // ui drives the web UI in Debian's headless Chromium over WebDriver, and
@@ -168,7 +169,7 @@ const (
 // failures.
 func TestBrowserEndToEnd(t *testing.T) {
 	testutil.RequireBrowser(t)
-	h := testutil.StartHub(t, hub.Config{})
+	h := testutil.StartHub(t, hub.Config{State: web.PostgresStateForTest(t)})
 	acme, globex := newContainer(h, 1, "acme"), newContainer(h, 1, "globex")
 	tok := h.Token(acme, "READ", "API", "ASSET_MANAGEMENT", "INSERT_CHECK_DATA")
 	asset := agentAsset(t, h, tok, acme, evilAsset)

@@ -45,7 +45,7 @@ func newTestUIWith(t *testing.T, configure func(*Config)) *testUI {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := state.Open(ctx, filepath.Join(dir, "state.db"), nil)
+	st, err := state.Open(ctx, stateLocation(t, dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
