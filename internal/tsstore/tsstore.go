@@ -7,6 +7,11 @@ package tsstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -60,6 +65,58 @@ type Sample struct {
 // query can never see another tenant's series, whatever its PromQL says.
 type Scope struct {
 	ContainerIDs []string
+}
+
+// Matcher returns the matcher that confines a read to the scope's
+// containers: container_id="<id>" for one container, otherwise
+// container_id=~"<id1>|<id2>|…" with every ID regex-quoted. Empty IDs are
+// ignored (they would match the series without a container_id); a scope
+// left with no ID is ErrEmptyScope.
+func (scope Scope) Matcher() (*labels.Matcher, error) {
+	m, _, err := scope.MatcherAndKey()
+	return m, err
+}
+
+// MatcherAndKey returns the scope's matcher, as Matcher does, and
+// the key that identifies the scope for the per-scope read limit: its
+// sorted, deduplicated, non-empty container IDs, each prefixed with its
+// length so that no two scopes share a key.
+func (scope Scope) MatcherAndKey() (*labels.Matcher, string, error) {
+	ids := make([]string, 0, len(scope.ContainerIDs))
+	for _, id := range scope.ContainerIDs {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, "", ErrEmptyScope
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+
+	var key strings.Builder
+	for _, id := range ids {
+		key.WriteString(strconv.Itoa(len(id)))
+		key.WriteByte(':')
+		key.WriteString(id)
+	}
+
+	var (
+		m   *labels.Matcher
+		err error
+	)
+	if len(ids) == 1 {
+		m, err = labels.NewMatcher(labels.MatchEqual, LabelContainerID, ids[0])
+	} else {
+		for i, id := range ids {
+			ids[i] = regexp.QuoteMeta(id)
+		}
+		m, err = labels.NewMatcher(labels.MatchRegexp, LabelContainerID, strings.Join(ids, "|"))
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("building the scope matcher: %w", err)
+	}
+	return m, key.String(), nil
 }
 
 // Store is the hub's time-series store.

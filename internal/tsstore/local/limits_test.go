@@ -153,7 +153,7 @@ func TestScopeSlots(t *testing.T) {
 		},
 	}
 
-	_, busyKey, err := scopeMatcherAndKey(busy)
+	_, busyKey, err := busy.MatcherAndKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestScopeSlotsConcurrent(t *testing.T) {
 func TestScopeKey(t *testing.T) {
 	keyOf := func(ids ...string) string {
 		t.Helper()
-		_, k, err := scopeMatcherAndKey(tsstore.Scope{ContainerIDs: ids})
+		_, k, err := (tsstore.Scope{ContainerIDs: ids}).MatcherAndKey()
 		if err != nil {
 			t.Fatalf("%q: %v", ids, err)
 		}
@@ -303,7 +303,7 @@ func (*recordingQuerier) Close() error { return nil }
 // no series (it looks matchers up in order and stops at the first empty).
 func TestScopeMatcherFirst(t *testing.T) {
 	ctx := testCtx(t)
-	scope, err := scopeMatcher(tsstore.Scope{ContainerIDs: []string{"c1", "c2"}})
+	scope, err := (tsstore.Scope{ContainerIDs: []string{"c1", "c2"}}).Matcher()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,7 @@ func (s *Store) QueryRange(ctx context.Context, scope tsstore.Scope, query strin
 // eval prepares the query with newQuery, checks its shape (window is the
 // range of a range query, zero for an instant one) and evaluates it.
 func (s *Store) eval(ctx context.Context, scope tsstore.Scope, window time.Duration, newQuery func(storage.Queryable) (promql.Query, error)) (parser.Value, error) {
-	m, key, err := scopeMatcherAndKey(scope)
+	m, key, err := scope.MatcherAndKey()
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (s *Store) eval(ctx context.Context, scope tsstore.Scope, window time.Durat
 // were taken, and the function that closes the querier, ends the context
 // and frees the slots.
 func (s *Store) querier(ctx context.Context, scope tsstore.Scope, start, end time.Time) (context.Context, storage.Querier, func(), error) {
-	m, key, err := scopeMatcherAndKey(scope)
+	m, key, err := scope.MatcherAndKey()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -297,7 +297,7 @@ func union(ctx context.Context, matchers [][]*labels.Matcher, list func([]*label
 // that match all the matchers; with no matcher, of all the scope's series.
 // The space is reclaimed when the affected blocks are next compacted.
 func (s *Store) Delete(ctx context.Context, scope tsstore.Scope, start, end time.Time, matchers ...*labels.Matcher) error {
-	m, err := scopeMatcher(scope)
+	m, err := scope.Matcher()
 	if err != nil {
 		return err
 	}

@@ -2,70 +2,11 @@ package local
 
 import (
 	"context"
-	"fmt"
-	"regexp"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
-
-	"github.com/sonde-monitoring/sonde/internal/tsstore"
 )
-
-// scopeMatcher returns the matcher that confines a read to the scope's
-// containers: container_id="<id>" for one container, otherwise
-// container_id=~"<id1>|<id2>|…" with every ID regex-quoted. Empty IDs are
-// ignored (they would match the series without a container_id); a scope
-// left with no ID is tsstore.ErrEmptyScope.
-func scopeMatcher(scope tsstore.Scope) (*labels.Matcher, error) {
-	m, _, err := scopeMatcherAndKey(scope)
-	return m, err
-}
-
-// scopeMatcherAndKey returns the scope's matcher, as scopeMatcher does, and
-// the key that identifies the scope for the per-scope read limit: its
-// sorted, deduplicated, non-empty container IDs, each prefixed with its
-// length so that no two scopes share a key.
-func scopeMatcherAndKey(scope tsstore.Scope) (*labels.Matcher, string, error) {
-	ids := make([]string, 0, len(scope.ContainerIDs))
-	for _, id := range scope.ContainerIDs {
-		if id != "" {
-			ids = append(ids, id)
-		}
-	}
-	if len(ids) == 0 {
-		return nil, "", tsstore.ErrEmptyScope
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-
-	var key strings.Builder
-	for _, id := range ids {
-		key.WriteString(strconv.Itoa(len(id)))
-		key.WriteByte(':')
-		key.WriteString(id)
-	}
-
-	var (
-		m   *labels.Matcher
-		err error
-	)
-	if len(ids) == 1 {
-		m, err = labels.NewMatcher(labels.MatchEqual, tsstore.LabelContainerID, ids[0])
-	} else {
-		for i, id := range ids {
-			ids[i] = regexp.QuoteMeta(id)
-		}
-		m, err = labels.NewMatcher(labels.MatchRegexp, tsstore.LabelContainerID, strings.Join(ids, "|"))
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("building the scope matcher: %w", err)
-	}
-	return m, key.String(), nil
-}
 
 // scopedQueryable hands out queriers that add the scope matcher to every
 // call. It deliberately implements only storage.Queryable, so none of the

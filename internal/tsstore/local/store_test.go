@@ -502,7 +502,7 @@ func TestScopeMatcher(t *testing.T) {
 		{ids: []string{"a.1", "a+2", "a.1"}, matches: []string{"a.1", "a+2"}, misses: []string{"aX1", "aa2", "a.1|a+2", ""}},
 		{ids: []string{"", "(x)"}, matches: []string{"(x)"}, misses: []string{"x", ""}},
 	} {
-		m, err := scopeMatcher(tsstore.Scope{ContainerIDs: tc.ids})
+		m, err := (tsstore.Scope{ContainerIDs: tc.ids}).Matcher()
 		if err != nil {
 			t.Fatalf("%q: %v", tc.ids, err)
 		}
@@ -521,7 +521,7 @@ func TestScopeMatcher(t *testing.T) {
 		}
 	}
 	for _, ids := range [][]string{nil, {}, {""}} {
-		if _, err := scopeMatcher(tsstore.Scope{ContainerIDs: ids}); !errors.Is(err, tsstore.ErrEmptyScope) {
+		if _, err := (tsstore.Scope{ContainerIDs: ids}).Matcher(); !errors.Is(err, tsstore.ErrEmptyScope) {
 			t.Errorf("%q: got %v, want ErrEmptyScope", ids, err)
 		}
 	}
