@@ -15,7 +15,11 @@
 #   postgresql: the state store's and the hub's tests run again on a real
 #     PostgreSQL server (started by internal/testutil/pgtest, not the
 #     system's cluster).
-TEST_DEPS="gcc libc6-dev snmpd fping python3-aiosmtpd chromium chromium-driver postgresql"
+#   prometheus, victoria-metrics: the remote TSDBs the hub's remote-write
+#     and query paths are tested against (started on free loopback ports by
+#     internal/testutil/tsdbtest with their data in a temporary directory;
+#     the packages' own services are not used).
+TEST_DEPS="gcc libc6-dev snmpd fping python3-aiosmtpd chromium chromium-driver postgresql prometheus victoria-metrics"
 
 set -euo pipefail
 

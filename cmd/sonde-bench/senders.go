@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/model"
+	"github.com/sonde-monitoring/sonde/internal/tsstore/remote"
 )
 
 // fleet is what the setup created on the hub: the agents' assets.
@@ -83,15 +84,15 @@ func agentBody(cd *model.CheckData, s shape, r result) []byte {
 
 // seriesLabels are the labels the hub gives a series (internal/ingest and
 // tsstore/local), sorted by name as remote write requires.
-func seriesLabels(containerID, assetID int64, agent, check, item, metric int) []rwLabel {
-	return []rwLabel{
-		{"__name__", "sonde_" + typeName + "_" + metricName(metric)},
-		{"asset", assetName(agent)},
-		{"asset_id", strconv.FormatInt(assetID, 10)},
-		{"check", checkName(check)},
-		{"collector", collectorKey},
-		{"container_id", strconv.FormatInt(containerID, 10)},
-		{"item", itemName(item)},
+func seriesLabels(containerID, assetID int64, agent, check, item, metric int) []remote.Label {
+	return []remote.Label{
+		{Name: "__name__", Value: "sonde_" + typeName + "_" + metricName(metric)},
+		{Name: "asset", Value: assetName(agent)},
+		{Name: "asset_id", Value: strconv.FormatInt(assetID, 10)},
+		{Name: "check", Value: checkName(check)},
+		{Name: "collector", Value: collectorKey},
+		{Name: "container_id", Value: strconv.FormatInt(containerID, 10)},
+		{Name: "item", Value: itemName(item)},
 	}
 }
 
@@ -100,9 +101,9 @@ func seriesLabels(containerID, assetID int64, agent, check, item, metric int) []
 func promSender(base string, tlsConf *tls.Config, http1 bool, timeout time.Duration, s shape, f fleet) sendFunc {
 	type agentState struct {
 		client  *http.Client
-		labels  [][]rwLabel // per check: Items × Metrics label sets, filled lazily
-		series  []rwSeries
-		samples []rwSample
+		labels  [][]remote.Label // per check: Items × Metrics label sets, filled lazily
+		series  []remote.WriteSeries
+		samples []remote.WriteSample
 		pb      []byte
 	}
 	agents := make([]*agentState, s.Agents)
@@ -110,9 +111,9 @@ func promSender(base string, tlsConf *tls.Config, http1 bool, timeout time.Durat
 	for a := range agents {
 		st := &agentState{
 			client:  newClient(tlsConf, http1, timeout),
-			labels:  make([][]rwLabel, s.Checks*n),
-			series:  make([]rwSeries, n),
-			samples: make([]rwSample, n),
+			labels:  make([][]remote.Label, s.Checks*n),
+			series:  make([]remote.WriteSeries, n),
+			samples: make([]remote.WriteSample, n),
 		}
 		agents[a] = st
 	}
@@ -124,13 +125,13 @@ func promSender(base string, tlsConf *tls.Config, http1 bool, timeout time.Durat
 			if st.labels[li] == nil {
 				st.labels[li] = seriesLabels(f.ContainerID, f.AssetIDs[a], a, r.Check, k/s.Metrics, k%s.Metrics)
 			}
-			st.samples[k] = rwSample{Value: r.Values[k], T: r.TS * 1000}
-			st.series[k] = rwSeries{Labels: st.labels[li], Samples: st.samples[k : k+1]}
+			st.samples[k] = remote.WriteSample{Value: r.Values[k], T: r.TS * 1000}
+			st.series[k] = remote.WriteSeries{Labels: st.labels[li], Samples: st.samples[k : k+1]}
 		}
 		// A fresh body each time: the transport may still read the last
 		// one after Do returned.
 		var body []byte
-		body, st.pb = encodeRemoteWrite(nil, st.pb, st.series)
+		body, st.pb = remote.EncodeWriteRequest(nil, st.pb, st.series)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 		if err != nil {
 			return 0, "", "", fmt.Errorf("building the request: %w", err)

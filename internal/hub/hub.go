@@ -34,7 +34,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/state"
 	"github.com/sonde-monitoring/sonde/internal/stream"
 	"github.com/sonde-monitoring/sonde/internal/tlsca"
-	"github.com/sonde-monitoring/sonde/internal/tsstore/local"
+	"github.com/sonde-monitoring/sonde/internal/tsstore"
 	"github.com/sonde-monitoring/sonde/internal/web"
 )
 
@@ -85,6 +85,20 @@ type Config struct {
 	TLSCert                   string
 	TLSKey                    string
 	Retention                 time.Duration
+	// TSDBRemoteWrite and TSDBQuery, given together, put the time series
+	// in a remote Prometheus-compatible TSDB instead of <data>/tsdb: the
+	// remote-write endpoint, and the base of its Prometheus HTTP API.
+	// https:// unless the TSDB is on this machine.
+	TSDBRemoteWrite, TSDBQuery string
+	// TSDBCAFile verifies the remote TSDB instead of the system's roots.
+	TSDBCAFile string
+	// TSDBBearerTokenFile holds a token sent to the remote TSDB.
+	TSDBBearerTokenFile string
+	// TSDBOrgID is sent as X-Scope-OrgID (Mimir, Thanos Receive).
+	TSDBOrgID string
+	// TSDBQueueBytes bounds the queue of samples waiting for the remote
+	// TSDB; 0 means 1 GiB.
+	TSDBQueueBytes int64
 	// RequestsPerSecond and Burst limit each API token; 0 disables.
 	RequestsPerSecond float64
 	Burst             float64
@@ -129,7 +143,7 @@ type Hub struct {
 	cfg      Config
 	logger   *slog.Logger
 	st       *state.Store
-	series   *local.Store
+	series   tsstore.Store
 	listener net.Listener
 	server   *http.Server
 	ca       *tlsca.CA
@@ -227,7 +241,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	if err := h.firstUser(ctx, root); err != nil {
 		return nil, err
 	}
-	h.series, err = local.Open(filepath.Join(cfg.DataDir, "tsdb"), local.Options{Retention: cfg.Retention}, cfg.Logger, reg)
+	h.series, err = h.openSeries(reg)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package promapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sonde-monitoring/sonde/internal/testutil/tsdbtest"
 	"github.com/sonde-monitoring/sonde/internal/tsstore"
 	"github.com/sonde-monitoring/sonde/internal/tsstore/local"
+	"github.com/sonde-monitoring/sonde/internal/tsstore/remote"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -60,11 +63,36 @@ func key(container, metric, item string) tsstore.SeriesKey {
 	}
 }
 
-// newServer serves the API, mounted as the hub mounts it, over a store
-// holding two tenants' samples.
+// newServer serves the API, mounted as the hub mounts it, over the
+// embedded store holding two tenants' samples.
 func newServer(t *testing.T) *httptest.Server {
+	return newServerOn(t, "")
+}
+
+// Backends the API's tests run against: the embedded store, and real
+// remote TSDBs (Debian's prometheus and victoria-metrics, started by
+// tsdbtest) through the remote store.
+const (
+	backendLocal      = ""
+	backendPrometheus = string(tsdbtest.Prometheus)
+	backendVM         = string(tsdbtest.VictoriaMetrics)
+)
+
+// newServerOn is newServer over the given backend.
+func newServerOn(t *testing.T, backend string) *httptest.Server {
 	t.Helper()
-	store, err := local.Open(t.TempDir(), local.Options{}, nil, nil)
+	var (
+		store tsstore.Store
+		srv   *tsdbtest.Server
+		err   error
+	)
+	if backend == backendLocal {
+		store, err = local.Open(t.TempDir(), local.Options{}, nil, nil)
+	} else {
+		srv = tsdbtest.Start(t, tsdbtest.Kind(backend))
+		store, err = remote.Open(remote.Options{WriteURL: srv.WriteURL, QueryURL: srv.QueryURL, QueueDir: t.TempDir(),
+			FutureTolerance: -1}, nil, nil)
+	}
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -85,17 +113,25 @@ func newServer(t *testing.T) *httptest.Server {
 		{Key: key("c2", "sonde_cpu_usage", ""), T: t0, V: 1000},
 		{Key: key("c2", "sonde_b_only", "secret-item"), T: t0, V: 1001},
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	if err := store.Append(ctx, samples); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
+	if rs, ok := store.(*remote.Store); ok {
+		if err := rs.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle(prefix+"/", http.StripPrefix(prefix, New(store, testScope, nil)))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	return hs
 }
 
 type request struct {
@@ -142,8 +178,21 @@ func do(t *testing.T, srv *httptest.Server, req request) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// TestGolden compares the API's answers with golden files, on the
+// embedded store and on Prometheus through the remote store: the same
+// bytes. (VictoriaMetrics answers differently by design — NaN samples
+// dropped, scalars as vectors — and is checked by the tests below.)
 func TestGolden(t *testing.T) {
-	srv := newServer(t)
+	for _, b := range []string{backendLocal, backendPrometheus} {
+		t.Run(cmp.Or(b, "embedded"), func(t *testing.T) {
+			t.Parallel()
+			testGolden(t, b)
+		})
+	}
+}
+
+func testGolden(t *testing.T, backend string) {
+	srv := newServerOn(t, backend)
 	rangeForm := url.Values{"query": {"sonde_cpu_usage"}, "start": {"1699999880.123"}, "end": {"1700000000.123"}, "step": {"60"}}
 	cases := []struct {
 		name   string
@@ -200,7 +249,21 @@ func TestGolden(t *testing.T) {
 }
 
 func TestValueReadsBackExactly(t *testing.T) {
-	srv := newServer(t)
+	forEachBackend(t, testValueReadsBackExactly)
+}
+
+// forEachBackend runs f on each backend, in parallel.
+func forEachBackend(t *testing.T, f func(t *testing.T, backend string)) {
+	for _, b := range []string{backendLocal, backendPrometheus, backendVM} {
+		t.Run(cmp.Or(b, "embedded"), func(t *testing.T) {
+			t.Parallel()
+			f(t, b)
+		})
+	}
+}
+
+func testValueReadsBackExactly(t *testing.T, backend string) {
+	srv := newServerOn(t, backend)
 	status, body := do(t, srv, request{path: "/query?query=sonde_cpu_usage&time=1700000000.123", tenant: "a"})
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, body)
@@ -254,7 +317,11 @@ func TestBuildInfo(t *testing.T) {
 }
 
 func TestTenantIsolationHTTP(t *testing.T) {
-	srv := newServer(t)
+	forEachBackend(t, testTenantIsolationHTTP)
+}
+
+func testTenantIsolationHTTP(t *testing.T, backend string) {
+	srv := newServerOn(t, backend)
 	secrets := []string{"c2", "secret-b", "sonde_b_only", "secret-item", "1000", "1001"}
 	reqs := []request{
 		{path: "/query?query=%7B__name__%3D~%22.%2B%22%7D&time=1700000000.123"},

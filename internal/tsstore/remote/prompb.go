@@ -1,4 +1,4 @@
-package main
+package remote
 
 import (
 	"errors"
@@ -28,29 +28,29 @@ const (
 	fieldSampleT    = 2
 )
 
-// rwLabel is one label of a series.
-type rwLabel struct{ Name, Value string }
+// Label is one label of a series.
+type Label struct{ Name, Value string }
 
-// rwSample is one sample: a value at a time in milliseconds.
-type rwSample struct {
+// WriteSample is one sample: a value at a time in milliseconds.
+type WriteSample struct {
 	Value float64
 	T     int64
 }
 
-// rwSeries is one series of a write request: its labels, sorted by name,
+// WriteSeries is one series of a write request: its labels, sorted by name,
 // and its samples.
-type rwSeries struct {
-	Labels  []rwLabel
-	Samples []rwSample
+type WriteSeries struct {
+	Labels  []Label
+	Samples []WriteSample
 }
 
-func labelSize(l rwLabel) int {
+func labelSize(l Label) int {
 	return protowire.SizeTag(fieldName) + protowire.SizeBytes(len(l.Name)) +
 		protowire.SizeTag(fieldValue) + protowire.SizeBytes(len(l.Value))
 }
 
 // sampleSize leaves out zero fields, as proto3 encoders do.
-func sampleSize(s rwSample) int {
+func sampleSize(s WriteSample) int {
 	n := 0
 	if math.Float64bits(s.Value) != 0 {
 		n += protowire.SizeTag(fieldSampleV) + protowire.SizeFixed64()
@@ -61,7 +61,7 @@ func sampleSize(s rwSample) int {
 	return n
 }
 
-func seriesSize(ts *rwSeries) int {
+func seriesSize(ts *WriteSeries) int {
 	n := 0
 	for _, l := range ts.Labels {
 		n += protowire.SizeTag(fieldLabels) + protowire.SizeBytes(labelSize(l))
@@ -72,9 +72,9 @@ func seriesSize(ts *rwSeries) int {
 	return n
 }
 
-// appendWriteRequest appends the protobuf encoding of a WriteRequest that
+// AppendWriteRequest appends the protobuf encoding of a WriteRequest that
 // holds series.
-func appendWriteRequest(b []byte, series []rwSeries) []byte {
+func AppendWriteRequest(b []byte, series []WriteSeries) []byte {
 	for i := range series {
 		ts := &series[i]
 		b = protowire.AppendTag(b, fieldTimeseries, protowire.BytesType)
@@ -103,32 +103,32 @@ func appendWriteRequest(b []byte, series []rwSeries) []byte {
 	return b
 }
 
-// encodeRemoteWrite returns the body of a remote-write 1.0 request: the
+// EncodeWriteRequest returns the body of a remote-write 1.0 request: the
 // WriteRequest, snappy block-compressed. pb is a scratch buffer it may
 // reuse; dst receives the compressed body.
-func encodeRemoteWrite(dst, pb []byte, series []rwSeries) (body, scratch []byte) {
-	pb = appendWriteRequest(pb[:0], series)
+func EncodeWriteRequest(dst, pb []byte, series []WriteSeries) (body, scratch []byte) {
+	pb = AppendWriteRequest(pb[:0], series)
 	return snappy.Encode(dst[:cap(dst)], pb), pb
 }
 
-// decodeRemoteWrite reverses encodeRemoteWrite. It reads what any
+// DecodeWriteRequest reverses EncodeWriteRequest. It reads what any
 // conforming encoder writes (fields in any order, zero fields left out)
 // and skips fields it does not know.
-func decodeRemoteWrite(body []byte) ([]rwSeries, error) {
+func DecodeWriteRequest(body []byte) ([]WriteSeries, error) {
 	pb, err := snappy.Decode(nil, body)
 	if err != nil {
 		return nil, fmt.Errorf("snappy: %w", err)
 	}
-	var out []rwSeries
+	var out []WriteSeries
 	err = eachField(pb, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num != fieldTimeseries || typ != protowire.BytesType {
 			return nil
 		}
-		var ts rwSeries
+		var ts WriteSeries
 		err := eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 			switch {
 			case num == fieldLabels && typ == protowire.BytesType:
-				var l rwLabel
+				var l Label
 				err := eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 					switch {
 					case num == fieldName && typ == protowire.BytesType:
@@ -141,7 +141,7 @@ func decodeRemoteWrite(body []byte) ([]rwSeries, error) {
 				ts.Labels = append(ts.Labels, l)
 				return err
 			case num == fieldSamples && typ == protowire.BytesType:
-				var s rwSample
+				var s WriteSample
 				err := eachField(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
 					switch {
 					case num == fieldSampleV && typ == protowire.Fixed64Type:
