@@ -27,9 +27,10 @@ var version = "dev"
 const usage = `sonde-appliance — Sonde's monitoring appliance
 
 Usage:
-  sonde-appliance run   --hub HOST:PORT --ca FILE --name NAME [--token-file FILE] [--zone Z] [--data DIR]
+  sonde-appliance run   --hub HOST:PORT[,HOST:PORT…] --ca FILE --name NAME [--token-file FILE] [--zone Z] [--data DIR]
                         [--log-file FILE [--log-max-bytes N] [--log-max-files K] [--log-max-age D]]
                         connect out to the hub (enrolling with the token the first time) and run the checks;
+                        with several hubs (processes of one hub) it stays on the one that works and fails over;
                         the log goes to stderr, or to FILE (mode 0600) rotated before it passes N bytes,
                         keeping FILE.1 … FILE.K and removing those older than D (10 MiB, 5, 720h by default)
   sonde-appliance vault set|list|hosts|rm|rotate|rekey ...
@@ -91,7 +92,8 @@ func runAppliance(ctx context.Context, args []string, stderr io.Writer) error {
 	var cfg appliance.Config
 	var logLevel string
 	fs.StringVar(&cfg.DataDir, "data", defaultDataDir, "data directory (vault, key, buffer, certificate)")
-	fs.StringVar(&cfg.Hub, "hub", "", "the hub's appliance stream, HOST:PORT (port 8730 by default)")
+	fs.Var((*hubList)(&cfg.Hubs), "hub", "the hub's appliance stream, `HOST:PORT` (port 8730 by default); several hubs separated by commas\n"+
+		"or with the flag repeated, tried in that order: the appliance stays on the one that works and fails over")
 	fs.StringVar(&cfg.TokenFile, "token-file", "", "file with a token holding CORE_CONNECT, to enroll the first time")
 	fs.StringVar(&cfg.CAFile, "ca", "", "the hub's CA certificate (PEM)")
 	fs.StringVar(&cfg.Name, "name", hostname(), "the appliance's name on the hub")
@@ -128,8 +130,31 @@ func runAppliance(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	cfg.Logger.Info("sonde-appliance started", "version", version, "hub", cfg.Hub, "name", cfg.Name, "zone", cfg.Zone)
+	cfg.Logger.Info("sonde-appliance started", "version", version, "hubs", strings.Join(cfg.Hubs, ","), "name", cfg.Name, "zone", cfg.Zone)
 	return a.Run(ctx)
+}
+
+// hubList is the --hub flag: addresses separated by commas, the flag
+// repeated adding to the list. Each is checked and given the default port
+// as it is parsed, so a bad one is named by the flag's error.
+type hubList []string
+
+func (l *hubList) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *hubList) Set(s string) error {
+	for part := range strings.SplitSeq(s, ",") {
+		addr, err := appliance.HubAddress(part)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, addr)
+	}
+	return nil
 }
 
 // logFlags are the run command's log file flags.

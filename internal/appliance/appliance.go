@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,10 +42,29 @@ const (
 // an announce, an enroll, or a data packet.
 const requestTimeout = 10 * time.Second
 
+// DefaultHubPort is the hub's stream port, used for a hub address given
+// without one.
+const DefaultHubPort = "8730"
+
+// stableStream is how long a stream must have been up for its hub to count
+// as working: a hub that accepts the appliance and drops it at once counts
+// as failed, so that a list of such hubs is retried with backoff, not in a
+// tight loop.
+const stableStream = 10 * time.Second
+
 // Config configures an appliance.
 type Config struct {
 	DataDir string
-	// Hub is the hub's stream address, HOST:PORT.
+	// Hubs are the hubs' stream addresses, HOST:PORT (a HOST alone means
+	// port DefaultHubPort), in the order the appliance tries them: it
+	// stays on the hub that works, fails over to the next one at once when
+	// it cannot be reached or its stream breaks, and waits with backoff
+	// only after every hub of the list failed in a row. The hubs must be
+	// processes of one hub (one CA, one state store).
+	Hubs []string
+	// Hub is the hubs' list as one string: one address, or several
+	// separated by commas. It is used when Hubs is empty; setting both is
+	// an error.
 	Hub string
 	// TokenFile holds the token (CORE_CONNECT) used to enroll once.
 	TokenFile string
@@ -83,8 +105,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return errors.New("the data directory is not set: give --data DIR")
-	case c.Hub == "":
+	case c.Hub == "" && len(c.Hubs) == 0:
 		return errors.New("the hub is not set: give --hub HOST:PORT (the hub's stream port, 8730 by default)")
+	case c.Hub != "" && len(c.Hubs) > 0:
+		return errors.New("the hubs are given twice: set Hub or Hubs, not both")
 	case c.CAFile == "":
 		return errors.New("the hub's CA certificate is not set: give --ca FILE (the hub prints where it is)")
 	case c.Name == "":
@@ -92,7 +116,58 @@ func (c *Config) Validate() error {
 	case c.Zone < 0 || c.Zone > 9:
 		return fmt.Errorf("--zone %d: give a zone from 0 to 9", c.Zone)
 	}
-	return nil
+	_, err := c.hubList()
+	return err
+}
+
+// hubList returns the hubs' addresses, each HOST:PORT.
+func (c *Config) hubList() ([]string, error) {
+	list := c.Hubs
+	if len(list) == 0 {
+		list = strings.Split(c.Hub, ",")
+	}
+	out := make([]string, 0, len(list))
+	seen := map[string]bool{}
+	for _, s := range list {
+		addr, err := HubAddress(s)
+		if err != nil {
+			return nil, fmt.Errorf("--hub: %w", err)
+		}
+		if seen[addr] {
+			return nil, fmt.Errorf("--hub: the hub %s is listed twice", addr)
+		}
+		seen[addr] = true
+		out = append(out, addr)
+	}
+	return out, nil
+}
+
+// HubAddress checks one hub stream address and returns it as HOST:PORT,
+// with port DefaultHubPort when it has none. Its error names the address.
+func HubAddress(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errors.New("an empty hub address: give HOST:PORT, several separated by commas")
+	}
+	if strings.Contains(s, "/") {
+		return "", fmt.Errorf("hub address %q: give HOST:PORT (the stream port, not a URL)", s)
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// A host alone: a name, an IPv4 address, or an IPv6 address with
+		// or without its brackets.
+		host, port = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"), DefaultHubPort
+		if (strings.Contains(host, ":") && net.ParseIP(host) == nil) || strings.ContainsAny(host, "[]") {
+			return "", fmt.Errorf("hub address %q: give HOST:PORT, with an IPv6 address in brackets", s)
+		}
+	}
+	if host == "" {
+		return "", fmt.Errorf("hub address %q: the host is missing", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("hub address %q: the port must be a number from 1 to 65535", s)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // Appliance is an opened appliance.
@@ -108,17 +183,25 @@ type Appliance struct {
 	closers   []func() error
 	hubCA     *x509.CertPool
 	clock     schedule.Clock
+	hubs      []string // HOST:PORT, in the order they are tried
 
 	mu         sync.Mutex
 	assets     map[uint64]wire.Asset
 	appliances []wire.ApplianceZone
-	refused    uint64 // data packets the hub refused for good
+	refused    uint64    // data packets the hub refused for good
+	hubAt      int       // index in hubs of the hub dialled next, or in use
+	connected  string    // the hub the stream is up with, "" when none
+	upSince    time.Time // when the last stream came up
 }
 
 // Open opens the appliance's data directory: the vault (creating the key
 // file on first start), the disk buffer, and the last known configuration.
 func Open(cfg Config) (*Appliance, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	hubs, err := cfg.hubList()
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {
@@ -151,7 +234,7 @@ func Open(cfg Config) (*Appliance, error) {
 	a := &Appliance{
 		cfg: cfg, log: cfg.Logger, vault: v, hubCA: pool, clock: cfg.Clock,
 		keySealer: v.DataSealer("client-key"), cfgSealer: v.DataSealer("assets"),
-		assets: map[uint64]wire.Asset{},
+		assets: map[uint64]wire.Asset{}, hubs: hubs,
 	}
 	a.buf, err = buffer.Open(filepath.Join(cfg.DataDir, bufferFile), sealAdapter{v.DataSealer("buffer")},
 		buffer.Options{MaxBytes: cfg.BufferBytes, NoSync: cfg.NoSync, Logger: cfg.Logger})
@@ -208,32 +291,60 @@ func (a *Appliance) Run(ctx context.Context) error {
 	return nil
 }
 
-// connectLoop keeps a stream to the hub, reconnecting with backoff from
-// 2 s to 128 s with jitter.
+// connectLoop keeps a stream to one of the hubs. It stays on the hub that
+// works. When a hub cannot be reached, does not take the announce, or its
+// stream breaks, the next hub of the list is tried at once; only after
+// every hub failed in a row does it wait, with backoff from 2 s to 128 s
+// with jitter, before the next round. A hub that disowns the appliance
+// speaks for all of them (they share one state): the appliance forgets its
+// configuration and waits the longest backoff. The buffer is untouched:
+// what no hub acknowledged is sent again on the next stream.
 func (a *Appliance) connectLoop(ctx context.Context) {
 	backoff := 2 * time.Second
+	failed := 0 // hubs that failed in a row
 	for ctx.Err() == nil {
+		hub := a.currentHub()
 		start := time.Now()
 		err := a.session(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		var re *refusedError
-		if errors.As(err, &re) && re.disowned() {
-			// Revoked or unknown: stop probing with the vault's
-			// credentials for a hub that no longer wants it.
-			if a.Status().Assets > 0 {
-				a.log.Error("the hub no longer accepts this appliance; stopped every check and forgot the configuration", "reason", re.msg)
-			}
-			a.forgetAssets()
-			backoff = 128 * time.Second
+		a.mu.Lock()
+		up := a.upSince
+		a.mu.Unlock()
+		wasUp := up.After(start)
+		if wasUp && time.Since(up) >= stableStream {
+			failed = 0 // the hub worked: its failure starts a new round
 		}
 		if time.Since(start) > time.Minute {
 			backoff = 2 * time.Second
 		}
+		failed++
+		next := a.nextHub()
+		var re *refusedError
+		disowned := errors.As(err, &re) && re.disowned()
+		if disowned {
+			// Revoked or unknown: stop probing with the vault's
+			// credentials for a hub that no longer wants it.
+			if a.Status().Assets > 0 {
+				a.log.Error("the hub no longer accepts this appliance; stopped every check and forgot the configuration", "hub", hub, "reason", re.msg)
+			}
+			a.forgetAssets()
+			backoff = 128 * time.Second
+		}
+		if !disowned && failed < len(a.hubs) {
+			if wasUp {
+				a.log.Warn("the stream to the hub broke; failing over to the next hub", "hub", hub, "next", next, "err", err,
+					"buffered", a.buf.Len())
+			} else {
+				a.log.Warn("the hub is unavailable; trying the next hub", "hub", hub, "next", next, "err", err)
+			}
+			continue
+		}
+		failed = 0
 		wait := backoff/2 + rand.N(backoff/2+1) // #nosec G404 -- jitter needs no secrecy
-		a.log.Warn("no stream to the hub; results stay in the buffer", "err", err, "retry_in", wait.Round(time.Millisecond),
-			"buffered", a.buf.Len())
+		a.log.Warn("no stream to the hub; results stay in the buffer", "hub", hub, "hubs", len(a.hubs), "err", err,
+			"retry_in", wait.Round(time.Millisecond), "next", next, "buffered", a.buf.Len())
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -242,6 +353,32 @@ func (a *Appliance) connectLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 128*time.Second)
+	}
+}
+
+// currentHub is the hub the next session dials.
+func (a *Appliance) currentHub() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hubs[a.hubAt]
+}
+
+// nextHub moves on to the next hub of the list and returns it.
+func (a *Appliance) nextHub() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hubAt = (a.hubAt + 1) % len(a.hubs)
+	return a.hubs[a.hubAt]
+}
+
+// setConnected records the hub the stream is up with ("" once it is
+// down).
+func (a *Appliance) setConnected(hub string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.connected = hub
+	if hub != "" {
+		a.upSince = time.Now()
 	}
 }
 
@@ -444,13 +581,16 @@ type Status struct {
 	Dropped uint64
 	// Refused is how many results the hub refused for good.
 	Refused uint64
+	// Hub is the hub the stream is up with, HOST:PORT; "" when there is
+	// no stream.
+	Hub string
 }
 
 // Status reports on the appliance.
 func (a *Appliance) Status() Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return Status{Assets: len(a.assets), Buffered: a.buf.Len(), Dropped: a.buf.Dropped(), Refused: a.refused}
+	return Status{Assets: len(a.assets), Buffered: a.buf.Len(), Dropped: a.buf.Dropped(), Refused: a.refused, Hub: a.connected}
 }
 
 // Assets returns the assets the appliance serves, by id.

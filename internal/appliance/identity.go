@@ -88,12 +88,13 @@ func newIdentity(certDER []byte, key any) (identity, bool, error) {
 	return identity{id: n, cert: tls.Certificate{Certificate: [][]byte{certDER}, PrivateKey: signer, Leaf: leaf}, leaf: leaf}, true, nil
 }
 
-// tlsConfig is how the appliance reaches the hub: only the hub's CA is
-// trusted, and the hub's certificate must name the host dialled.
-func (a *Appliance) tlsConfig(id *identity) *tls.Config {
-	host, _, err := net.SplitHostPort(a.cfg.Hub)
+// tlsConfig is how the appliance reaches the hub at addr (HOST:PORT):
+// only the hub's CA is trusted, and the hub's certificate must name the
+// host dialled.
+func (a *Appliance) tlsConfig(id *identity, addr string) *tls.Config {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		host = a.cfg.Hub
+		host = addr
 	}
 	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: a.hubCA, ServerName: host}
 	if id != nil {
@@ -102,21 +103,21 @@ func (a *Appliance) tlsConfig(id *identity) *tls.Config {
 	return c
 }
 
-// dial opens a TLS connection to the hub.
-func (a *Appliance) dial(ctx context.Context, id *identity) (*tls.Conn, error) {
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, Config: a.tlsConfig(id)}
+// dial opens a TLS connection to the hub at addr.
+func (a *Appliance) dial(ctx context.Context, id *identity, addr string) (*tls.Conn, error) {
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, Config: a.tlsConfig(id, addr)}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c, err := d.DialContext(dctx, "tcp", a.cfg.Hub)
+	c, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the hub at %s: %w", a.cfg.Hub, err)
+		return nil, fmt.Errorf("connecting to the hub at %s: %w", addr, err)
 	}
 	return c.(*tls.Conn), nil
 }
 
-// enroll asks the hub for a client certificate with the token, for a key
-// made here, and keeps both (the key sealed).
-func (a *Appliance) enroll(ctx context.Context) (identity, error) {
+// enroll asks the hub at addr for a client certificate with the token, for
+// a key made here, and keeps both (the key sealed).
+func (a *Appliance) enroll(ctx context.Context, addr string) (identity, error) {
 	if a.cfg.TokenFile == "" {
 		return identity{}, errors.New("the appliance is not enrolled yet: give --token-file with a token that has CORE_CONNECT")
 	}
@@ -137,7 +138,7 @@ func (a *Appliance) enroll(ctx context.Context) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
-	conn, err := a.dial(ctx, nil)
+	conn, err := a.dial(ctx, nil, addr)
 	if err != nil {
 		return identity{}, err
 	}
@@ -169,7 +170,7 @@ func (a *Appliance) enroll(ctx context.Context) (identity, error) {
 		return identity{}, fmt.Errorf("enrolling: %w", err)
 	}
 	a.log.Warn("enrolled with the hub: delete the token file now (the certificate is the appliance's identity; the token could enroll another appliance)",
-		"appliance_id", id.id, "token_file", a.cfg.TokenFile, "not_after", id.leaf.NotAfter)
+		"hub", addr, "appliance_id", id.id, "token_file", a.cfg.TokenFile, "not_after", id.leaf.NotAfter)
 	return id, nil
 }
 

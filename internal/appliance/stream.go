@@ -34,32 +34,37 @@ func (e *refusedError) disowned() bool {
 	return strings.Contains(e.msg, "revoked") || strings.Contains(e.msg, "enroll it again") || strings.Contains(e.msg, "enroll the appliance again")
 }
 
-// session runs one stream to the hub: enroll if needed, announce, then
-// send the buffer and follow the hub's configuration until the stream
-// breaks.
+// session runs one stream to the current hub of the list: enroll if
+// needed, announce, then send the buffer and follow the hub's
+// configuration until the stream breaks.
 func (a *Appliance) session(ctx context.Context) error {
+	hub := a.currentHub()
 	id, ok, err := loadIdentity(a.cfg.DataDir, a.keySealer)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		if id, err = a.enroll(ctx); err != nil {
+		if id, err = a.enroll(ctx, hub); err != nil {
 			return err
 		}
 	}
-	conn, err := a.dial(ctx, &id)
+	conn, err := a.dial(ctx, &id, hub)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	s := &stream{a: a, conn: conn, inflight: map[uint16]uint64{}, acked: make(chan struct{}, 1), done: make(chan struct{}),
+	s := &stream{a: a, hub: hub, conn: conn, inflight: map[uint16]uint64{}, acked: make(chan struct{}, 1), done: make(chan struct{}),
 		ackSig: make(chan struct{}, 1)}
 	return s.run(ctx, id)
 }
 
-// stream is one connection to the hub.
+// stream is one connection to the hub. Its in-flight packets stay in the
+// buffer until the hub answers them: when the stream breaks, the next
+// stream (to this hub or another) sends them again, and the hub's
+// idempotent insert keeps them from counting twice.
 type stream struct {
 	a    *Appliance
+	hub  string // HOST:PORT dialled
 	conn *tls.Conn
 
 	wmu sync.Mutex // one packet at a time
@@ -126,7 +131,9 @@ func (s *stream) run(ctx context.Context, id identity) error {
 			return fmt.Errorf("announcing: %w", err)
 		}
 		a.setAssets(r.Appliances, r.Assets)
-		a.log.Info("connected to the hub", "hub", a.cfg.Hub, "appliance_id", id.id, "assets", len(r.Assets), "buffered", a.buf.Len())
+		a.setConnected(s.hub)
+		defer a.setConnected("")
+		a.log.Info("connected to the hub", "hub", s.hub, "appliance_id", id.id, "assets", len(r.Assets), "buffered", a.buf.Len())
 	case wire.TypeError:
 		msg, _ := wire.UnmarshalErrorBody(p.Body)
 		return &refusedError{msg: msg}
