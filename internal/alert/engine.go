@@ -32,9 +32,8 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now        func() time.Time
 	Registerer prometheus.Registerer
-	// Appliances reports on connected appliances, for the health
-	// notifications about them; nil when the hub serves no stream.
-	Appliances Appliances
+	// Peers are told of the changes made here; nil for a single hub.
+	Peers Peers
 }
 
 // Engine evaluates conditions and keeps alerts and notifications. It is
@@ -44,11 +43,11 @@ type Engine struct {
 	st    *state.Store
 	log   *slog.Logger
 	now   func() time.Time
-	apps  Appliances
 	wake  chan struct{}
 	evals prometheus.Counter
 	fails prometheus.Counter
 	limit *ruleLimiter
+	peers Peers
 
 	mu          sync.Mutex // guards the fields below
 	byContainer map[int64][]*condition
@@ -104,7 +103,7 @@ func New(cfg Config) *Engine {
 		cfg.Now = time.Now
 	}
 	e := &Engine{
-		st: cfg.State, log: cfg.Logger, now: cfg.Now, apps: cfg.Appliances,
+		st: cfg.State, log: cfg.Logger, now: cfg.Now, peers: cfg.Peers,
 		wake: make(chan struct{}, 1),
 		evals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sonde_hub_condition_evaluations_total",
@@ -135,22 +134,23 @@ func New(cfg Config) *Engine {
 	return e
 }
 
-// WatchAppliances gives the engine the appliance stream, for the health
-// sweep; call it before RunHealth.
-func (e *Engine) WatchAppliances(a Appliances) { e.apps = a }
-
 // Load reads conditions, rules, maintenance windows and the open alerts and
 // notifications from the state store.
 func (e *Engine) Load(ctx context.Context) error {
-	if err := e.ConditionsChanged(ctx); err != nil {
+	if err := e.loadConditions(ctx); err != nil {
 		return err
 	}
-	if err := e.RulesChanged(ctx); err != nil {
+	if err := e.loadRules(ctx); err != nil {
 		return err
 	}
-	if err := e.MaintenanceChanged(ctx); err != nil {
+	if err := e.loadMaintenance(ctx); err != nil {
 		return err
 	}
+	return e.loadOpen(ctx)
+}
+
+// loadOpen reads the open alerts and notifications.
+func (e *Engine) loadOpen(ctx context.Context) error {
 	alerts, err := e.st.OpenAlerts(ctx)
 	if err != nil {
 		return err
@@ -177,8 +177,68 @@ func (e *Engine) Load(ctx context.Context) error {
 	return nil
 }
 
+// Kinds of change the engine tells its peers of, and applies from them.
+const (
+	ChangeConditions  = "conditions"
+	ChangeRules       = "rules"
+	ChangeMaintenance = "maintenance"
+	ChangeLabels      = "labels"
+	ChangeAlerts      = "alerts"
+	// ChangeAll reads everything again (after missed changes).
+	ChangeAll = "all"
+)
+
+// Peers are the other hubs sharing the state store: each evaluates the
+// results it receives with its own copy of the conditions, rules,
+// maintenance windows, labels and open alerts, which must follow changes
+// made on any hub.
+type Peers interface {
+	// Changed says that something of the given kind changed on this hub
+	// (for ChangeLabels, the labels of asset).
+	Changed(kind string, asset int64)
+}
+
+// changed tells the peers of a change.
+func (e *Engine) changed(kind string, asset int64) {
+	if e.peers != nil {
+		e.peers.Changed(kind, asset)
+	}
+}
+
+// Apply takes into account a change another hub made: it reads again what
+// changed.
+func (e *Engine) Apply(ctx context.Context, kind string, asset int64) error {
+	switch kind {
+	case ChangeConditions:
+		return e.loadConditions(ctx)
+	case ChangeRules:
+		return e.loadRules(ctx)
+	case ChangeMaintenance:
+		return e.loadMaintenance(ctx)
+	case ChangeLabels:
+		e.forgetLabels(asset)
+		return nil
+	case ChangeAlerts:
+		return e.loadOpen(ctx)
+	case ChangeAll:
+		e.mu.Lock()
+		clear(e.labels)
+		e.mu.Unlock()
+		return e.Load(ctx)
+	}
+	return fmt.Errorf("unknown change %q", kind)
+}
+
 // ConditionsChanged reloads the conditions after a change through the API.
 func (e *Engine) ConditionsChanged(ctx context.Context) error {
+	if err := e.loadConditions(ctx); err != nil {
+		return err
+	}
+	e.changed(ChangeConditions, 0)
+	return nil
+}
+
+func (e *Engine) loadConditions(ctx context.Context) error {
 	all, err := e.st.Conditions(ctx, 0)
 	if err != nil {
 		return err
@@ -202,6 +262,14 @@ func (e *Engine) ConditionsChanged(ctx context.Context) error {
 
 // RulesChanged reloads the notification rules.
 func (e *Engine) RulesChanged(ctx context.Context) error {
+	if err := e.loadRules(ctx); err != nil {
+		return err
+	}
+	e.changed(ChangeRules, 0)
+	return nil
+}
+
+func (e *Engine) loadRules(ctx context.Context) error {
 	all, err := e.st.Rules(ctx, 0)
 	if err != nil {
 		return err
@@ -223,6 +291,14 @@ func (e *Engine) RulesChanged(ctx context.Context) error {
 
 // MaintenanceChanged reloads the maintenance windows.
 func (e *Engine) MaintenanceChanged(ctx context.Context) error {
+	if err := e.loadMaintenance(ctx); err != nil {
+		return err
+	}
+	e.changed(ChangeMaintenance, 0)
+	return nil
+}
+
+func (e *Engine) loadMaintenance(ctx context.Context) error {
 	ms, err := e.st.MaintenanceWindows(ctx, nil, e.now())
 	if err != nil {
 		return err
@@ -235,6 +311,11 @@ func (e *Engine) MaintenanceChanged(ctx context.Context) error {
 
 // LabelsChanged forgets the cached labels of an asset.
 func (e *Engine) LabelsChanged(asset int64) {
+	e.forgetLabels(asset)
+	e.changed(ChangeLabels, asset)
+}
+
+func (e *Engine) forgetLabels(asset int64) {
 	e.mu.Lock()
 	delete(e.labels, asset)
 	e.mu.Unlock()
@@ -996,6 +1077,9 @@ func (e *Engine) apply(ctx context.Context, labels []string, assetName string, a
 		}
 	}
 	e.mu.Unlock()
+	if len(opens)+len(closes)+len(noteOpens)+len(noteCloses) > 0 {
+		e.changed(ChangeAlerts, 0)
+	}
 	e.kick()
 	return true
 }
@@ -1098,6 +1182,10 @@ func (e *Engine) CloseAlert(ctx context.Context, id int64, reason, actor string)
 // CloseConditionAlerts closes the open alerts of a condition that was
 // deleted or changed.
 func (e *Engine) CloseConditionAlerts(ctx context.Context, cond int64, reason, actor string) error {
+	// Another hub may have opened some: read them afresh.
+	if err := e.loadOpen(ctx); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	var ids []int64
 	for k, m := range e.open {

@@ -9,13 +9,7 @@ import (
 
 	"github.com/sonde-monitoring/sonde/internal/model"
 	"github.com/sonde-monitoring/sonde/internal/state"
-	"github.com/sonde-monitoring/sonde/internal/stream"
 )
-
-// Appliances reports on the appliances connected to this hub.
-type Appliances interface {
-	Live(appliance int64) (stream.Live, bool)
-}
 
 // Health sweep settings.
 const (
@@ -134,10 +128,8 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			}
 		}
 	}
-	if e.apps != nil {
-		if err := e.sweepAppliances(ctx, now, want); err != nil {
-			return err
-		}
+	if err := e.sweepAppliances(ctx, now, want); err != nil {
+		return err
 	}
 	// Group the changes by container: maintenance and rules depend on it.
 	byContainer := map[int64]*actions{}
@@ -215,8 +207,9 @@ func (e *Engine) sweepAppliances(ctx context.Context, now time.Time, want map[no
 		}
 		id := a.ID
 		subject := "appliance/" + strconv.FormatInt(a.ID, 10)
-		live, ok := e.apps.Live(a.ID)
-		if !ok {
+		// What the hub holding its stream recorded at its last
+		// heartbeat, whichever hub that is.
+		if a.ConnectedHub == "" || a.LastSeenAt == nil || now.Sub(*a.LastSeenAt) > DisconnectGrace {
 			if a.LastSeenAt != nil && now.Sub(*a.LastSeenAt) > DisconnectGrace {
 				want[noteKey{a.ContainerID, KindApplianceDisconnected, subject}] = state.Notification{
 					ContainerID: a.ContainerID, ApplianceID: &id, Kind: KindApplianceDisconnected, Subject: subject,
@@ -229,10 +222,10 @@ func (e *Engine) sweepAppliances(ctx context.Context, now time.Time, want map[no
 		}
 		e.mu.Lock()
 		// The first count seen may be from before this hub started.
-		if prev, seen := e.dropped[a.ID]; seen && live.Dropped > prev {
+		if prev, seen := e.dropped[a.ID]; seen && a.BufferDropped > prev {
 			e.dropUntil[a.ID] = now.Add(DropQuiet)
 		}
-		e.dropped[a.ID] = live.Dropped
+		e.dropped[a.ID] = a.BufferDropped
 		dropping := now.Before(e.dropUntil[a.ID])
 		e.mu.Unlock()
 		if dropping {
@@ -240,10 +233,10 @@ func (e *Engine) sweepAppliances(ctx context.Context, now time.Time, want map[no
 				ContainerID: a.ContainerID, ApplianceID: &id, Kind: KindBufferDropping, Subject: subject,
 				Severity: int(model.SeverityHigh),
 				Message: fmt.Sprintf("appliance %s dropped buffered results (%d so far): its buffer is full; results are lost until it reaches the hub again",
-					a.Name, live.Dropped),
+					a.Name, a.BufferDropped),
 			}
 		}
-		for _, p := range live.Missing {
+		for _, p := range a.MissingProbes {
 			s := subject + "/" + p
 			want[noteKey{a.ContainerID, KindProbeMissing, s}] = state.Notification{
 				ContainerID: a.ContainerID, ApplianceID: &id, Kind: KindProbeMissing, Subject: s,

@@ -39,6 +39,10 @@ type OutboxConfig struct {
 	// 30 s and 1 h.
 	MinBackoff, MaxBackoff time.Duration
 	Registerer             prometheus.Registerer
+	// Fence, if set, is asked before each attempt whether this hub still
+	// holds the outbox's lease (several hubs on one state store, one of
+	// which sends); an error stops the rule's sending at once.
+	Fence func(context.Context) error
 }
 
 // Outbox sends queued deliveries, one rule at a time per worker, retrying
@@ -227,6 +231,14 @@ func (o *Outbox) sendRule(ctx context.Context, ruleID int64) {
 			d.NextAttemptAt = retryAt
 			o.record(ctx, d, prev)
 			continue
+		}
+		if o.cfg.Fence != nil {
+			if err := o.cfg.Fence(ctx); err != nil {
+				if ctx.Err() == nil {
+					o.log.Warn("not sending: this hub no longer sends the notifications", "rule_id", r.ID, "err", err)
+				}
+				break
+			}
 		}
 		// An attempt under way finishes (within the channel's timeout)
 		// even when the hub stops, and its outcome is recorded: a

@@ -17,7 +17,6 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/model"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/state"
-	"github.com/sonde-monitoring/sonde/internal/stream"
 )
 
 // TestScripts runs testdata/*.test: the condition engine's scripted tests.
@@ -55,7 +54,9 @@ type script struct {
 	notes   map[int64]string
 	deliv   map[int64]bool
 	apps    map[string]int64
-	live    fakeLive
+	// connected are the appliances with a stream, whose heartbeats
+	// arrive as the clock moves.
+	connected map[int64]bool
 	// the result being read: target and data, until its items end
 	cur   *ingest.Target
 	curCD *model.CheckData
@@ -79,9 +80,9 @@ func runScript(t *testing.T, file string) {
 		conts: map[string]int64{"root": root}, assets: map[string][2]int64{},
 		conds: map[string]int64{}, rules: map[string]int64{},
 		alerts: map[int64]string{}, notes: map[int64]string{}, deliv: map[int64]bool{},
-		apps: map[string]int64{}, live: fakeLive{},
+		apps: map[string]int64{}, connected: map[int64]bool{},
 	}
-	s.e = New(Config{State: st, Now: func() time.Time { return s.now }, Appliances: s.live})
+	s.e = New(Config{State: st, Now: func() time.Time { return s.now }})
 	if err := s.e.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +228,11 @@ func (s *script) command(line string) {
 		d, err := time.ParseDuration(strings.TrimPrefix(w[1], "+"))
 		s.check(err)
 		s.now = s.now.Add(d)
+		// Connected appliances keep sending heartbeats, which the stream
+		// server records.
+		for id := range s.connected {
+			s.check(s.st.TouchAppliance(s.ctx, id, s.now))
+		}
 	case "result":
 		s.result(w[1:])
 	case "rejected":
@@ -581,15 +587,6 @@ func (s *script) expect(w []string) {
 	s.fail("expected %s; pending changes: %s", strings.Join(w, " "), strings.Join(s.pending, "; "))
 }
 
-// fakeLive stands in for the appliance stream server's report on its
-// connections (stream.Server.Live): the engine's input, not a peer.
-type fakeLive map[int64]stream.Live
-
-func (f fakeLive) Live(id int64) (stream.Live, bool) {
-	l, ok := f[id]
-	return l, ok
-}
-
 // appliance: "appliance NAME connected [dropped=N] [missing=a,b]
 // [container=C]" or "appliance NAME gone".
 func (s *script) appliance(name, st string, a map[string]string) {
@@ -606,21 +603,27 @@ func (s *script) appliance(name, st string, a map[string]string) {
 	}
 	switch st {
 	case "connected":
-		l := stream.Live{ConnectedSince: s.now}
+		// What the stream server records: connected, and the appliance's
+		// heartbeat report.
+		var dropped int64
 		if d, ok := a["dropped"]; ok {
 			n, err := strconv.ParseInt(d, 10, 64)
 			s.check(err)
-			l.Dropped = n
+			dropped = n
 		}
+		var missing []string
 		if m, ok := a["missing"]; ok {
-			l.Missing = strings.Split(m, ",")
+			missing = strings.Split(m, ",")
 		}
-		s.live[id] = l
-		s.check(s.st.TouchAppliance(s.ctx, id, s.now))
+		s.check(s.st.SetApplianceConnected(s.ctx, id, "hub-1", s.now))
+		s.check(s.st.RecordApplianceInfo(s.ctx, id, s.now, dropped, missing))
+		s.connected[id] = true
 	case "gone":
-		delete(s.live, id)
+		s.check(s.st.SetApplianceDisconnected(s.ctx, id, "hub-1"))
+		delete(s.connected, id)
 	case "revoked":
-		delete(s.live, id)
+		s.check(s.st.SetApplianceDisconnected(s.ctx, id, "hub-1"))
+		delete(s.connected, id)
 		s.check(s.st.RevokeAppliance(s.ctx, id, s.now))
 	default:
 		s.fail("appliance state %q is not connected, gone or revoked", st)

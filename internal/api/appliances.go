@@ -104,6 +104,9 @@ func (a *API) listAppliances(w http.ResponseWriter, r *http.Request, p principal
 				j.Probes = append([]stream.ProbeInfo(nil), live.Probes...)
 				sort.Slice(j.Probes, func(x, y int) bool { return j.Probes[x].Key < j.Probes[y].Key })
 			}
+		} else if ap.ConnectedAt(a.now()) {
+			// Connected to another hub: what it recorded.
+			j.Connected, j.Dropped, j.MissingProbes = true, ap.BufferDropped, ap.MissingProbes
 		}
 		out = append(out, j)
 	}

@@ -50,6 +50,9 @@ func crashChildHub() {
 	h, err := hub.New(ctx, hub.Config{
 		DataDir: os.Getenv("SONDE_CRASH_DIR"), Listen: os.Getenv("SONDE_CRASH_LISTEN"),
 		StreamListen: os.Getenv("SONDE_CRASH_STREAM"), Heartbeat: time.Second, Logger: log,
+		// Several hubs (twohubs_test.go): one PostgreSQL, one TSDB.
+		State: os.Getenv("SONDE_CRASH_STATE"), TSDBRemoteWrite: os.Getenv("SONDE_CRASH_TSDB_WRITE"),
+		TSDBQuery: os.Getenv("SONDE_CRASH_TSDB_QUERY"), AllowPrivateServices: os.Getenv("SONDE_CRASH_PRIVATE_SERVICES") != "",
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hub:", err)

@@ -28,6 +28,7 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/alert/notify"
 	"github.com/sonde-monitoring/sonde/internal/api"
 	"github.com/sonde-monitoring/sonde/internal/auth"
+	"github.com/sonde-monitoring/sonde/internal/cluster"
 	"github.com/sonde-monitoring/sonde/internal/ingest"
 	"github.com/sonde-monitoring/sonde/internal/secret"
 	"github.com/sonde-monitoring/sonde/internal/service"
@@ -140,21 +141,25 @@ type Config struct {
 
 // Hub is a running hub.
 type Hub struct {
-	cfg      Config
-	logger   *slog.Logger
-	st       *state.Store
-	series   tsstore.Store
-	listener net.Listener
-	server   *http.Server
-	ca       *tlsca.CA
-	stream   *stream.Server
-	streamLn net.Listener
-	api      *api.API
-	web      *web.Server
-	services *service.Runner
-	alerts   *alert.Engine
-	outbox   *alert.Outbox
-	caFile   string
+	cfg     Config
+	logger  *slog.Logger
+	st      *state.Store
+	series  tsstore.Store
+	cluster *cluster.Cluster
+	// reloadOpen asks for the open alerts to be read again (another hub
+	// changed some).
+	reloadOpen chan struct{}
+	listener   net.Listener
+	server     *http.Server
+	ca         *tlsca.CA
+	stream     *stream.Server
+	streamLn   net.Listener
+	api        *api.API
+	web        *web.Server
+	services   *service.Runner
+	alerts     *alert.Engine
+	outbox     *alert.Outbox
+	caFile     string
 	// Fingerprint is the SHA-256 fingerprint of the certificate that
 	// signed the hub's certificate (the hub's CA, or the operator's
 	// certificate itself).
@@ -246,7 +251,27 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 
-	h.alerts = alert.New(alert.Config{State: h.st, Logger: cfg.Logger.With("part", "alerts"), Now: cfg.Now, Registerer: reg})
+	dsn := ""
+	if state.IsPostgres(loc) {
+		dsn = loc
+	}
+	if h.cluster, err = cluster.New(cluster.Config{DSN: dsn, Logger: clusterLogger(cfg.Logger)}); err != nil {
+		return nil, err
+	}
+	h.reloadOpen = make(chan struct{}, 1)
+	var alertPeer alert.Peers
+	var streamPeer stream.Peers
+	if h.cluster.Shared() {
+		alertPeer, streamPeer = alertPeers{h.cluster}, streamPeers{h.cluster}
+		cfg.Logger.Info("this hub shares its state store with any other hub on it", "hub_id", h.cluster.ID())
+		if cfg.TSDBRemoteWrite == "" {
+			cfg.Logger.Warn("the time series stay in this hub's embedded store: with several hubs on this PostgreSQL, each charts only the samples it received; give them one remote TSDB (--tsdb-remote-write, --tsdb-query; docs/SCALING.md)")
+		}
+	} else if err := h.st.ForgetConnections(ctx); err != nil {
+		// The only hub: streams recorded before a crash are gone.
+		return nil, err
+	}
+	h.alerts = alert.New(alert.Config{State: h.st, Logger: cfg.Logger.With("part", "alerts"), Now: cfg.Now, Registerer: reg, Peers: alertPeer})
 	if err := h.alerts.Load(ctx); err != nil {
 		return nil, fmt.Errorf("loading conditions and alerts: %w", err)
 	}
@@ -260,6 +285,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		Mailer:      mailer,
 		MailDomains: cfg.SMTPAllowedDomains,
 		MinBackoff:  cfg.NotifyMinBackoff,
+		Fence:       h.cluster.Fence,
 	})
 	in := ingest.New(h.st, h.series, cfg.Logger, reg, cfg.Now, ingest.Options{MaxSeriesPerContainer: cfg.MaxSeriesPerContainer, Observer: h.alerts})
 	var appliances api.Appliances
@@ -269,17 +295,24 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 			AllowTokenAnnounce: cfg.AllowTokenAnnounce, ExtraProbeKeys: cfg.ExtraProbeKeys,
 			Heartbeat: cfg.Heartbeat, CertValidity: cfg.ApplianceCertValidity, Now: cfg.Now,
 			MaxAppliancesPerContainer: cfg.MaxAppliancesPerContainer, Version: cfg.Version,
+			HubID: h.cluster.ID(), Peers: streamPeer,
 		})
 		if err != nil {
 			return nil, err
 		}
 		appliances = h.stream
-		h.alerts.WatchAppliances(h.stream)
+		if h.cluster.Shared() {
+			appliances = sharedAppliances{local: h.stream, c: h.cluster}
+		}
 	}
 	h.services = service.New(service.Config{State: h.st, Ingest: in, Logger: cfg.Logger.With("part", "services"),
 		AllowPrivate: cfg.AllowPrivateServices, Version: cfg.Version})
+	var services api.Services = h.services
+	if h.cluster.Shared() {
+		services = sharedServices{local: h.services, c: h.cluster}
+	}
 	h.api = api.New(api.Config{
-		Services:   h.services,
+		Services:   services,
 		Appliances: appliances, Alerts: h.alerts, AllowPrivateWebhooks: cfg.AllowPrivateWebhooks, MailConfigured: mailer != nil, MailDomains: cfg.SMTPAllowedDomains,
 		State: h.st, Series: h.series, Ingester: in, Logger: cfg.Logger,
 		Gatherer: reg, Registerer: reg,
@@ -581,14 +614,21 @@ func (h *Hub) Serve(ctx context.Context) error {
 	// before it closes.
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Go(func() { h.alerts.RunHealth(bgCtx, h.cfg.HealthInterval) })
-	bg.Go(func() { h.outbox.Run(bgCtx) })
-	bg.Go(func() { h.web.Run(bgCtx) })
+	// Changes made on other hubs; the work one hub does for all, under
+	// the cluster's leases (at once for a single hub).
+	h.cluster.Subscribe(h.applyEvent)
+	bg.Go(func() { h.cluster.Listen(bgCtx) })
+	bg.Go(func() { h.reloadOpenAlerts(bgCtx) })
 	bg.Go(func() {
-		if err := h.services.Run(bgCtx); err != nil && bgCtx.Err() == nil {
-			h.cfg.Logger.Error("the service checks stopped", "err", err)
-		}
+		h.lead(bgCtx, cluster.LeaseHealth, func(ctx context.Context) error { h.alerts.RunHealth(ctx, h.cfg.HealthInterval); return nil })
 	})
+	bg.Go(func() {
+		h.lead(bgCtx, cluster.LeaseOutbox, func(ctx context.Context) error { h.outbox.Run(ctx); return nil })
+	})
+	bg.Go(func() {
+		h.lead(bgCtx, cluster.LeaseHousekeeping, func(ctx context.Context) error { h.web.Run(ctx); return nil })
+	})
+	bg.Go(func() { h.lead(bgCtx, cluster.LeaseServices, h.services.Run) })
 	defer func() {
 		stopBG()
 		bg.Wait()
@@ -624,6 +664,10 @@ func (h *Hub) Serve(ctx context.Context) error {
 
 func (h *Hub) closeStores() error {
 	var errs []error
+	if h.cluster != nil {
+		errs = append(errs, h.cluster.Close())
+		h.cluster = nil
+	}
 	if h.series != nil {
 		errs = append(errs, h.series.Close())
 		h.series = nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sonde-monitoring/sonde/internal/hardening"
@@ -29,15 +30,40 @@ type Appliance struct {
 	CreatedAt           time.Time
 	LastSeenAt          *time.Time
 	RevokedAt           *time.Time
+	// ConnectedHub is the hub process holding the appliance's stream, ""
+	// when none (or none since that hub stopped: see LastSeenAt).
+	ConnectedHub string
+	// BufferDropped and MissingProbes are what the appliance last
+	// reported: results its buffer dropped so far, and the probes it was
+	// asked for and lacks.
+	BufferDropped int64
+	MissingProbes []string
 }
 
-const applianceColumns = `id, container_id, name, zone, token_id, COALESCE(cert_fingerprint, ''), COALESCE(prev_cert_fingerprint, ''), cert_not_after, created_at, last_seen_at, revoked_at`
+// StreamFresh is how recently the hub holding an appliance's stream must
+// have heard from it (heartbeats come every 30 s) for the record to say it
+// is connected: a hub that died leaves its records behind.
+const StreamFresh = 2 * time.Minute
+
+// ConnectedAt reports whether a hub, this one or another, holds the
+// appliance's stream at now.
+func (a Appliance) ConnectedAt(now time.Time) bool {
+	return a.ConnectedHub != "" && a.RevokedAt == nil && a.LastSeenAt != nil && now.Sub(*a.LastSeenAt) <= StreamFresh
+}
+
+const applianceColumns = `id, container_id, name, zone, token_id, COALESCE(cert_fingerprint, ''), COALESCE(prev_cert_fingerprint, ''), cert_not_after, created_at, last_seen_at, revoked_at,
+COALESCE(connected_hub, ''), buffer_dropped, missing_probes`
 
 func scanAppliance(row interface{ Scan(...any) error }) (Appliance, error) {
 	var a Appliance
 	var tok, notAfter, seen, revoked sql.NullInt64
 	var created int64
-	err := row.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Zone, &tok, &a.CertFingerprint, &a.PrevCertFingerprint, &notAfter, &created, &seen, &revoked)
+	var missing string
+	err := row.Scan(&a.ID, &a.ContainerID, &a.Name, &a.Zone, &tok, &a.CertFingerprint, &a.PrevCertFingerprint, &notAfter, &created, &seen, &revoked,
+		&a.ConnectedHub, &a.BufferDropped, &missing)
+	if missing != "" {
+		a.MissingProbes = strings.Split(missing, ",")
+	}
 	a.TokenID = ptrInt(tok)
 	a.CertNotAfter, a.LastSeenAt, a.RevokedAt = timePtr(notAfter), timePtr(seen), timePtr(revoked)
 	a.CreatedAt = time.Unix(created, 0)
@@ -104,6 +130,76 @@ func (s *Store) TouchAppliance(ctx context.Context, id int64, seen time.Time) er
 		return fmt.Errorf("updating appliance %d: %w", id, err)
 	}
 	return mustAffect(res, fmt.Sprintf("appliance %d", id))
+}
+
+// RecordApplianceInfo records what an appliance reported at a heartbeat:
+// that it was seen, the results its buffer dropped so far and the probes
+// it lacks. Like TouchAppliance it returns ErrNotFound once the appliance
+// is revoked.
+func (s *Store) RecordApplianceInfo(ctx context.Context, id int64, seen time.Time, dropped int64, missing []string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET last_seen_at = $1, buffer_dropped = $2, missing_probes = $3 WHERE id = $4 AND revoked_at IS NULL`,
+		seen.Unix(), dropped, strings.Join(missing, ","), id)
+	if err != nil {
+		return fmt.Errorf("updating appliance %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("appliance %d", id))
+}
+
+// SetApplianceConnected records that hub holds the appliance's stream
+// from now on.
+func (s *Store) SetApplianceConnected(ctx context.Context, id int64, hub string, seen time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET connected_hub = $1, last_seen_at = $2 WHERE id = $3`, hub, seen.Unix(), id)
+	if err != nil {
+		return fmt.Errorf("recording the stream of appliance %d: %w", id, err)
+	}
+	return mustAffect(res, fmt.Sprintf("appliance %d", id))
+}
+
+// SetApplianceDisconnected records that hub no longer holds the
+// appliance's stream; a stream another hub took over meanwhile stays.
+func (s *Store) SetApplianceDisconnected(ctx context.Context, id int64, hub string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE appliances SET connected_hub = NULL WHERE id = $1 AND connected_hub = $2`, id, hub); err != nil {
+		return fmt.Errorf("recording the end of the stream of appliance %d: %w", id, err)
+	}
+	return nil
+}
+
+// ForgetConnections records that no hub holds any stream: a single hub
+// calls it at start, after a crash left its appliances marked connected.
+func (s *Store) ForgetConnections(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE appliances SET connected_hub = NULL WHERE connected_hub IS NOT NULL`); err != nil {
+		return fmt.Errorf("forgetting appliance streams: %w", err)
+	}
+	return nil
+}
+
+// ConnectedAppliance is an appliance with a stream to some hub.
+type ConnectedAppliance struct {
+	ID   int64
+	Zone int
+	Hub  string
+}
+
+// ConnectedAppliances lists the appliances of a container whose stream a
+// hub holds and that were seen since the given time (a hub that died
+// leaves its appliances marked connected until they reconnect elsewhere
+// or go stale), by id.
+func (s *Store) ConnectedAppliances(ctx context.Context, container int64, since time.Time) ([]ConnectedAppliance, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, zone, connected_hub FROM appliances
+WHERE container_id = $1 AND connected_hub IS NOT NULL AND revoked_at IS NULL AND last_seen_at >= $2 ORDER BY id`, container, since.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("listing the connected appliances of container %d: %w", container, err)
+	}
+	defer rows.Close()
+	var out []ConnectedAppliance
+	for rows.Next() {
+		var a ConnectedAppliance
+		if err := rows.Scan(&a.ID, &a.Zone, &a.Hub); err != nil {
+			return nil, fmt.Errorf("listing the connected appliances of container %d: %w", container, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
 }
 
 // DeleteAppliance removes an appliance record; only for one that never

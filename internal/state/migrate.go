@@ -16,7 +16,7 @@ func copyOrder() []string {
 	return []string{
 		"containers", "users", "tokens", "appliances", "assets", "asset_collectors", "asset_checks", "check_ids",
 		"check_results", "asset_labels", "conditions", "alerts", "alert_events", "maintenance", "notifications",
-		"rules", "deliveries", "memberships", "sessions", "recovery_codes", "invitations", "audit_log",
+		"rules", "deliveries", "memberships", "sessions", "recovery_codes", "invitations", "audit_log", "leases",
 	}
 }
 

@@ -77,6 +77,25 @@ type Config struct {
 	// Version is the hub's version: an appliance's hardening audit
 	// reports an older appliance.
 	Version string
+	// HubID names this hub process among the hubs sharing the state
+	// store; "" means "hub" (a single hub).
+	HubID string
+	// Peers tells the other hubs of this hub's streams; nil for a single
+	// hub.
+	Peers Peers
+}
+
+// Peers are the other hubs sharing the state store. A container's assets
+// are shared among its connected appliances wherever they are connected
+// (the state store records which hub holds each stream); these calls tell
+// the other hubs when that changes here.
+type Peers interface {
+	// MembersChanged says that an appliance of the container connected
+	// to this hub or left it: every hub shares the assets again.
+	MembersChanged(container int64)
+	// Connected says that an appliance connected to this hub: a hub
+	// still holding an older stream of it closes that one.
+	Connected(appliance int64)
 }
 
 // Server serves appliance streams.
@@ -132,6 +151,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.HubID == "" {
+		cfg.HubID = "hub"
 	}
 	tc := tlsca.ServerConfig(cfg.Cert)
 	tc.ClientAuth = tls.VerifyClientCertIfGiven
@@ -596,6 +618,14 @@ func (s *Server) announce(ctx context.Context, conn *tls.Conn, p wire.Packet, re
 			return nil, err
 		}
 	}
+	if err := s.cfg.State.SetApplianceConnected(ctx, app.ID, s.cfg.HubID, now); err != nil {
+		s.remove(ss)
+		return nil, err
+	}
+	if s.cfg.Peers != nil {
+		s.cfg.Peers.Connected(app.ID)
+		s.cfg.Peers.MembersChanged(app.ContainerID)
+	}
 	if err := s.reconcile(ctx, app.ContainerID); err != nil {
 		s.remove(ss)
 		return nil, err
@@ -613,7 +643,20 @@ func (s *Server) remove(ss *session) {
 	}
 	ctx := s.ctx
 	s.mu.Unlock()
-	if cur && ctx != nil && ctx.Err() == nil {
+	if !cur {
+		return
+	}
+	// Recorded even while the hub stops: the other hubs then share its
+	// appliances' assets at once, not once the records go stale.
+	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.cfg.State.SetApplianceDisconnected(dctx, ss.app.ID, s.cfg.HubID); err != nil {
+		s.log.Warn("recording the end of an appliance's stream failed", "appliance_id", ss.app.ID, "err", err)
+	}
+	if s.cfg.Peers != nil {
+		s.cfg.Peers.MembersChanged(ss.app.ContainerID)
+	}
+	if ctx != nil && ctx.Err() == nil {
 		s.schedule(ss.app.ContainerID)
 	}
 }
@@ -642,21 +685,75 @@ func (s *Server) logLimit(appliance int64) *rateLimit {
 	return l
 }
 
-// members lists the connected appliances of a container.
-func (s *Server) members(container int64) (out []*session, zones []int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ss := range s.sessions {
-		if ss.app.ContainerID == container {
-			out = append(out, ss)
+// members lists the connected appliances of a container, by id, wherever
+// they are connected: this hub's sessions, and the appliances the state
+// store says other hubs hold (seen within three heartbeats: a hub that
+// died leaves its records behind). local are this hub's sessions among
+// them.
+func (s *Server) members(ctx context.Context, container int64) (all []member, local []*session, err error) {
+	rows, err := s.cfg.State.ConnectedAppliances(ctx, container, s.cfg.Now().Add(-3*s.cfg.Heartbeat))
+	if err != nil {
+		return nil, nil, err
+	}
+	elsewhere := map[int64]bool{}
+	for _, r := range rows {
+		if r.Hub != s.cfg.HubID {
+			elsewhere[r.ID] = true
+			all = append(all, member{ID: r.ID, Zone: r.Zone})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].app.ID < out[j].app.ID })
-	zones = make([]int, len(out))
-	for i, ss := range out {
-		zones[i] = ss.app.Zone // ApplianceChanged writes it under s.mu
+	s.mu.Lock()
+	for _, ss := range s.sessions {
+		// A stream the appliance opened to another hub since supersedes
+		// this one, which is on its way out.
+		if ss.app.ContainerID == container && !elsewhere[ss.app.ID] {
+			local = append(local, ss)
+			all = append(all, member{ID: ss.app.ID, Zone: ss.app.Zone}) // ApplianceChanged writes Zone under s.mu
+		}
 	}
-	return out, zones
+	s.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	sort.Slice(local, func(i, j int) bool { return local[i].app.ID < local[j].app.ID })
+	return all, local, nil
+}
+
+// MembersChanged takes into account that the appliances of a container
+// connected to other hubs changed.
+func (s *Server) MembersChanged(container int64) {
+	s.schedule(container)
+}
+
+// Resync shares the assets of every container with an appliance connected
+// here again: changes made on other hubs may have been missed.
+func (s *Server) Resync() {
+	s.mu.Lock()
+	containers := map[int64]bool{}
+	for _, ss := range s.sessions {
+		containers[ss.app.ContainerID] = true
+	}
+	s.mu.Unlock()
+	for c := range containers {
+		s.schedule(c)
+	}
+}
+
+// ConnectedElsewhere closes this hub's stream of an appliance that has
+// connected to another hub since.
+func (s *Server) ConnectedElsewhere(appliance int64) {
+	s.closeStream(appliance, slog.LevelInfo, "the appliance connected to another hub; closing this stream")
+}
+
+// closeStream closes this hub's stream of an appliance, if any, saying
+// why.
+func (s *Server) closeStream(appliance int64, level slog.Level, why string) {
+	s.mu.Lock()
+	ss := s.sessions[appliance]
+	s.mu.Unlock()
+	if ss != nil {
+		ss.log.Log(context.Background(), level, why)
+		ss.close()
+		s.remove(ss)
+	}
 }
 
 // AssetChanged pushes a changed asset (or its removal) to the appliances
@@ -729,14 +826,7 @@ func (s *Server) serves(appliance int64, asset uint64) bool {
 
 // Revoked closes the stream of a revoked appliance.
 func (s *Server) Revoked(appliance int64) {
-	s.mu.Lock()
-	ss := s.sessions[appliance]
-	s.mu.Unlock()
-	if ss != nil {
-		ss.log.Warn("appliance revoked: closing its stream")
-		ss.close()
-		s.remove(ss)
-	}
+	s.closeStream(appliance, slog.LevelWarn, "appliance revoked: closing its stream")
 	s.mu.Lock()
 	delete(s.served, appliance)
 	s.mu.Unlock()
@@ -783,7 +873,10 @@ func (s *Server) reconcile(ctx context.Context, container int64) error {
 	mu := muAny.(*sync.Mutex)
 	mu.Lock()
 	defer mu.Unlock()
-	members, memberZones := s.members(container)
+	ms, members, err := s.members(ctx, container)
+	if err != nil {
+		return err
+	}
 	if len(members) == 0 {
 		return nil
 	}
@@ -791,11 +884,9 @@ func (s *Server) reconcile(ctx context.Context, container int64) error {
 	if err != nil {
 		return err
 	}
-	ms := make([]member, len(members))
-	zones := make([]wire.ApplianceZone, len(members))
-	for i, m := range members {
-		ms[i] = member{ID: m.app.ID, Zone: memberZones[i]}
-		zones[i] = wire.ApplianceZone{ID: uint64(m.app.ID), Zone: memberZones[i]}
+	zones := make([]wire.ApplianceZone, len(ms))
+	for i, m := range ms {
+		zones[i] = wire.ApplianceZone{ID: uint64(m.ID), Zone: m.Zone} // #nosec G115 -- ids are positive
 	}
 	listKey := fmt.Sprint(zones)
 	plan := assign(ms, assets)

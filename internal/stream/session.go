@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -322,8 +323,9 @@ func (ss *session) handle(ctx context.Context, p wire.Packet) error {
 			ss.live.ClockSkew = time.Duration((info.Timestamp - float64(now.UnixNano())/1e9) * float64(time.Second))
 		}
 		ss.lastInfo = now
+		dropped, missing := ss.live.Dropped, slices.Clone(ss.live.Missing)
 		ss.mu.Unlock()
-		if err := ss.srv.cfg.State.TouchAppliance(ctx, ss.app.ID, now); err != nil {
+		if err := ss.srv.cfg.State.RecordApplianceInfo(ctx, ss.app.ID, now, dropped, missing); err != nil {
 			if errors.Is(err, state.ErrNotFound) {
 				return errors.New("the appliance was revoked")
 			}

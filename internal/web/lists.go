@@ -105,6 +105,11 @@ func (s *Server) appliancesPage(w http.ResponseWriter, r *http.Request, si sessi
 			if s.appliances != nil && a.RevokedAt == nil {
 				row.Live, row.Connected = s.appliances.Live(a.ID)
 			}
+			if !row.Connected && a.ConnectedAt(s.now()) {
+				// Connected to another hub: what it recorded.
+				row.Connected = true
+				row.Live = stream.Live{Dropped: a.BufferDropped, Missing: a.MissingProbes}
+			}
 			rows = append(rows, row)
 		}
 	}
