@@ -60,7 +60,7 @@ func parseIngestFlags(args []string, stderr io.Writer) (*ingestFlags, error) {
 	fs := flag.NewFlagSet("sonde-bench ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.sonde, "sonde", "bin/sonde", "the sonde binary to spawn the hub with (build it with: go build -o bin/sonde ./cmd/sonde)")
-	fs.StringVar(&f.hubURL, "hub", "", "load a running hub at this URL instead of spawning one (e.g. https://127.0.0.1:8443)")
+	fs.StringVar(&f.hubURL, "hub", "", "load a running hub at this URL instead of spawning one (e.g. https://127.0.0.1:8443); several hubs of one installation separated by commas share the agents")
 	fs.StringVar(&f.caFile, "ca", "", "with --hub: the CA certificate to trust (the hub's <data>/tls/ca.crt)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "with --hub: file holding an admin token")
 	fs.IntVar(&f.hubPID, "hub-pid", 0, "with --hub: the hub's process ID, to measure its CPU and memory")

@@ -19,8 +19,11 @@ import (
 
 // server is a target the load is sent to.
 type server struct {
-	name    string
-	base    string // scheme://host:port
+	name string
+	base string // scheme://host:port
+	// bases are every hub of a load spread over several (--hub A,B):
+	// agent a posts to bases[a % len(bases)]; empty means base alone.
+	bases   []string
 	tlsConf *tls.Config
 	token   string // admin token (hub only)
 	pid     int    // 0: CPU and memory unknown
@@ -113,9 +116,13 @@ func inProcessHub(ctx context.Context, dir string) (*server, error) {
 
 // externalHub is a hub someone else runs.
 func externalHub(ctx context.Context, rawURL, caFile, tokenFile string, pid int, allowRemote bool) (*server, error) {
-	u, err := checkLocal(rawURL, allowRemote)
-	if err != nil {
-		return nil, err
+	var bases []string
+	for _, one := range strings.Split(rawURL, ",") {
+		u, err := checkLocal(strings.TrimSpace(one), allowRemote)
+		if err != nil {
+			return nil, err
+		}
+		bases = append(bases, u.Scheme+"://"+u.Host)
 	}
 	if tokenFile == "" {
 		return nil, usageErr("--hub needs --token-file (an admin token of the root container or another container)")
@@ -128,9 +135,15 @@ func externalHub(ctx context.Context, rawURL, caFile, tokenFile string, pid int,
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "sonde hub", base: u.Scheme + "://" + u.Host, tlsConf: conf, token: tok, pid: pid}
-	if err := getOK(ctx, newClient(conf, true, 5*time.Second), s.base+"/healthz"); err != nil {
-		return nil, fmt.Errorf("the hub at %s does not answer /healthz: %w", s.base, err)
+	s := &server{name: "sonde hub", base: bases[0], tlsConf: conf, token: tok, pid: pid}
+	if len(bases) > 1 {
+		// One process's CPU would not be the load's.
+		s.name, s.bases, s.pid = fmt.Sprintf("%d sonde hubs", len(bases)), bases, 0
+	}
+	for _, b := range bases {
+		if err := getOK(ctx, newClient(conf, true, 5*time.Second), b+"/healthz"); err != nil {
+			return nil, fmt.Errorf("the hub at %s does not answer /healthz: %w", b, err)
+		}
 	}
 	return s, nil
 }

@@ -59,7 +59,11 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rep.Conditions = f.conditions
 	}
 	logf("loading the hub: %s", describeSpec(spec))
-	send := hubSender(hs.base, hs.tlsConf, f.http1, f.timeout, f.shape, fl)
+	bases := hs.bases
+	if len(bases) == 0 {
+		bases = []string{hs.base}
+	}
+	send := hubSender(bases, hs.tlsConf, f.http1, f.timeout, f.shape, fl)
 	tr := measure(ctx, hs, spec, send, f.cpuProfile, logf)
 	rep.Targets = append(rep.Targets, tr)
 

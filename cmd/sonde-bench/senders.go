@@ -25,7 +25,8 @@ const collectorKey = "linux"
 
 // hubSender posts each result to the hub's REST API as an InfraSonar agent
 // does: POST /api/v1/asset/{id}/collector/linux/check/{check}, agent JSON.
-func hubSender(base string, tlsConf *tls.Config, http1 bool, timeout time.Duration, s shape, f fleet) sendFunc {
+// hubSender posts each agent's results to its hub: bases[a % len(bases)].
+func hubSender(bases []string, tlsConf *tls.Config, http1 bool, timeout time.Duration, s shape, f fleet) sendFunc {
 	clients := make([]*http.Client, s.Agents)
 	data := make([]*model.CheckData, s.Agents)
 	for a := range s.Agents {
@@ -39,7 +40,7 @@ func hubSender(base string, tlsConf *tls.Config, http1 bool, timeout time.Durati
 	}
 	return func(ctx context.Context, a int, r result) (int, string, string, error) {
 		body := agentBody(data[a], s, r)
-		u := base + "/api/v1/asset/" + strconv.FormatInt(f.AssetIDs[a], 10) + checkURL[r.Check]
+		u := bases[a%len(bases)] + "/api/v1/asset/" + strconv.FormatInt(f.AssetIDs[a], 10) + checkURL[r.Check]
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 		if err != nil {
 			return 0, "", "", fmt.Errorf("building the request: %w", err)

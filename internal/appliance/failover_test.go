@@ -94,7 +94,10 @@ func TestFailoverFromDeadHub(t *testing.T) {
 // within seconds, and every result it buffered reaches the hub, those
 // in flight when the relay died included.
 func TestFailoverOnBrokenStream(t *testing.T) {
-	r := newRig(t, hub.Config{})
+	// Heartbeats every 10 s: while the relay holds what the appliance
+	// sends (its answers too), the hub must not close the stream as
+	// silent (three heartbeats) before the relay dies.
+	r := newRig(t, hub.Config{Heartbeat: 10 * time.Second})
 	port, _ := listenPort(t)
 	var assets []int64
 	for i := range 4 {
