@@ -205,3 +205,75 @@ func TestSingleHub(t *testing.T) {
 	c.Publish(t.Context(), Event{Kind: KindAsset}) // no-op, no panic
 	c.Listen(t.Context())                          // returns at once
 }
+
+// TestPostgresRestart: PostgreSQL restarts (every session ends). The
+// lease holder stops its work and takes the lease again with a new epoch,
+// the listener reconnects and asks for a resync, events flow again, and
+// the state store writes again.
+func TestPostgresRestart(t *testing.T) {
+	dsn := database(t)
+	a, b := newCluster(t, dsn), newCluster(t, dsn)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	events := make(chan Event, 100)
+	a.Subscribe(func(_ context.Context, ev Event) { events <- ev })
+	epochs := make(chan int64, 10)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { a.Listen(ctx) })
+	wg.Go(func() {
+		a.Lead(ctx, "restart", func(ctx context.Context) {
+			epochs <- ctx.Value(fenceKey{}).(fence).epoch
+			<-ctx.Done()
+		})
+	})
+	first := <-epochs
+	st, err := state.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	pg.Restart(t)
+	restarted := time.Now()
+	select {
+	case e := <-epochs:
+		if e <= first {
+			t.Errorf("the lease came back with epoch %d after %d", e, first)
+		}
+		t.Logf("the lease was held again %v after the restart", time.Since(restarted).Round(time.Millisecond))
+	case <-ctx.Done():
+		t.Fatal("the lease was not taken again after PostgreSQL restarted")
+	}
+	// The listener asks for a resync, then hears events again.
+	waitEvent := func(want string) {
+		t.Helper()
+		for {
+			select {
+			case ev := <-events:
+				if ev.Kind == want {
+					return
+				}
+			case <-time.After(100 * time.Millisecond):
+				if want == KindAsset {
+					b.Publish(ctx, Event{Kind: KindAsset, Asset: 1})
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %s event after the restart", want)
+			}
+		}
+	}
+	waitEvent(KindResync)
+	waitEvent(KindAsset)
+	// The state store's pool drops the dead connections and writes again.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, err := st.CreateContainer(ctx, 1, fmt.Sprintf("after-restart-%d", time.Now().UnixNano()))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the state store does not write 30 s after PostgreSQL restarted: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

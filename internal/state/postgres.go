@@ -59,7 +59,11 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("opening the PostgreSQL state store: %w", err)
 	}
+	// Keep every connection: database/sql keeps two idle ones by
+	// default, and PostgreSQL forks a backend for each new one — under
+	// load the pool would open and close connections all the time.
 	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

@@ -101,6 +101,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		return nil, fmt.Errorf("opening state database %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4) // the default, two, would reopen connections under load
 	s := &Store{w: w, r: r, logger: logger, dialect: dialectSQLite}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()

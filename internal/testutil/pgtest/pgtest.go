@@ -27,6 +27,7 @@ import (
 // Server is a running PostgreSQL server.
 type Server struct {
 	dir  string
+	bin  string
 	port int
 	cmd  *exec.Cmd
 	log  bytes.Buffer
@@ -105,19 +106,29 @@ func Start() (*Server, error) {
 	}
 	s.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s.cmd = asPostgres(filepath.Join(binDir, "postgres"), "-D", data, "-p", strconv.Itoa(s.port), "-k", dir,
+	s.bin = binDir
+	if err := s.start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// start runs postgres on the server's directory and port and waits until
+// it answers.
+func (s *Server) start() error {
+	s.cmd = asPostgres(filepath.Join(s.bin, "postgres"), "-D", filepath.Join(s.dir, "data"), "-p", strconv.Itoa(s.port), "-k", s.dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200")
 	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return err
 	}
 	db, err := sql.Open("pgx", s.url("postgres"))
 	if err != nil {
-		s.Stop()
-		return nil, err
+		s.stop()
+		return err
 	}
 	defer db.Close()
 	deadline := time.Now().Add(30 * time.Second)
@@ -126,13 +137,24 @@ func Start() (*Server, error) {
 		err = db.PingContext(ctx)
 		cancel()
 		if err == nil {
-			return s, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("PostgreSQL did not start: %v\n%s", err, s.log.String())
+			s.stop()
+			return fmt.Errorf("PostgreSQL did not start: %v\n%s", err, s.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Restart stops the server (fast shutdown: every session ends) and starts
+// it again on the same port with the same data, as an operator's restart
+// or a failover of the database does.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.stop()
+	if err := s.start(); err != nil {
+		t.Fatalf("restarting PostgreSQL: %v", err)
 	}
 }
 
@@ -160,6 +182,12 @@ func (s *Server) Database(t testing.TB) string {
 
 // Stop stops the server and removes its files.
 func (s *Server) Stop() {
+	s.stop()
+	os.RemoveAll(s.dir)
+}
+
+// stop stops the postgres process.
+func (s *Server) stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGINT)
 		done := make(chan struct{})
@@ -171,5 +199,5 @@ func (s *Server) Stop() {
 			<-done
 		}
 	}
-	os.RemoveAll(s.dir)
+	s.cmd = nil
 }
