@@ -184,6 +184,9 @@ const (
 	ChangeMaintenance = "maintenance"
 	ChangeLabels      = "labels"
 	ChangeAlerts      = "alerts"
+	// ChangeAssetGone: an asset was deleted; what the engine remembers of
+	// it goes.
+	ChangeAssetGone = "asset_gone"
 	// ChangeAll reads everything again (after missed changes).
 	ChangeAll = "all"
 )
@@ -220,6 +223,9 @@ func (e *Engine) Apply(ctx context.Context, kind string, asset int64) error {
 		return nil
 	case ChangeAlerts:
 		return e.loadOpen(ctx)
+	case ChangeAssetGone:
+		e.forgetAsset(asset)
+		return nil
 	case ChangeAll:
 		e.mu.Lock()
 		clear(e.labels)
@@ -313,6 +319,24 @@ func (e *Engine) loadMaintenance(ctx context.Context) error {
 func (e *Engine) LabelsChanged(asset int64) {
 	e.forgetLabels(asset)
 	e.changed(ChangeLabels, asset)
+}
+
+// AssetDeleted forgets what the engine remembers of a deleted asset: its
+// checks' previous results and tick counts, and its labels.
+func (e *Engine) AssetDeleted(asset int64) {
+	e.forgetAsset(asset)
+	e.changed(ChangeAssetGone, asset)
+}
+
+func (e *Engine) forgetAsset(asset int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k := range e.checks {
+		if k.asset == asset {
+			delete(e.checks, k)
+		}
+	}
+	delete(e.labels, asset)
 }
 
 func (e *Engine) forgetLabels(asset int64) {

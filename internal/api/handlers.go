@@ -428,6 +428,7 @@ func (a *API) deleteAsset(w http.ResponseWriter, r *http.Request, p principal) {
 		return
 	}
 	a.appliances.AssetChanged(as.ContainerID, as.ID)
+	a.alerts.AssetDeleted(as.ID)
 	// Its time series go with it: nothing may stay labelled with an id
 	// that no longer names the asset.
 	m := labels.MustNewMatcher(labels.MatchEqual, tsstore.LabelAssetID, strconv.FormatInt(as.ID, 10))

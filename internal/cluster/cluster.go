@@ -63,6 +63,8 @@ const (
 	KindLabels = "labels"
 	// KindAlerts: alerts or notifications opened or closed.
 	KindAlerts = "alerts"
+	// KindAssetGone: an asset was deleted (Asset).
+	KindAssetGone = "asset_gone"
 	// KindResync is delivered locally (never published) when the
 	// listener reconnected: events may have been missed, so everything
 	// cached must be read again.

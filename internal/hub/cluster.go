@@ -37,6 +37,7 @@ var alertKinds = map[string]string{
 	alert.ChangeMaintenance: cluster.KindMaintenance,
 	alert.ChangeLabels:      cluster.KindLabels,
 	alert.ChangeAlerts:      cluster.KindAlerts,
+	alert.ChangeAssetGone:   cluster.KindAssetGone,
 }
 
 func (p alertPeers) Changed(kind string, asset int64) {
