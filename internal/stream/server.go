@@ -34,7 +34,7 @@ import (
 
 // ProbeKeys are the collectors Sonde's appliance runs. Only these are sent
 // to appliances; Config.ExtraProbeKeys adds the keys of InfraSonar probes.
-var ProbeKeys = []string{"icmp", "tcp", "http", "tls", "dns", "snmp"}
+func ProbeKeys() []string { return []string{"icmp", "tcp", "http", "tls", "dns", "snmp"} }
 
 // Ingester stores check data.
 type Ingester interface {
@@ -161,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 	tc.NextProtos = nil
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, tls: tc,
-		probes:       append(append([]string{state.ApplianceCollector}, ProbeKeys...), cfg.ExtraProbeKeys...),
+		probes:       append(append([]string{state.ApplianceCollector}, ProbeKeys()...), cfg.ExtraProbeKeys...),
 		fails:        newFailLimiter(10, time.Minute, cfg.Now),
 		preAuth:      make(chan struct{}, maxPreAuth),
 		preAuthHosts: map[string]int{},
