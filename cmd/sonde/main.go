@@ -124,6 +124,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
 	fs.StringVar(&cfg.TSDBCAFile, "tsdb-ca", "", "CA certificate (PEM) to verify the remote TSDB with, instead of the system's")
 	fs.StringVar(&cfg.TSDBBearerTokenFile, "tsdb-bearer-token-file", "", "file holding a bearer token for the remote TSDB")
 	fs.StringVar(&cfg.TSDBOrgID, "tsdb-org-id", "", "tenant sent to the remote TSDB as X-Scope-OrgID (Mimir, Thanos Receive)")
+	fs.DurationVar(&cfg.TSDBMaxSampleAge, "tsdb-max-sample-age", 24*time.Hour, "refuse results older than this, which the remote TSDB would not take: set it to the TSDB's out-of-order window")
 	fs.Int64Var(&cfg.TSDBQueueBytes, "tsdb-queue-bytes", 1<<30, "most bytes of samples kept on disk while the remote TSDB is down or slow; results are refused (and kept by appliances) beyond it")
 	fs.Float64Var(&cfg.RequestsPerSecond, "api-rate", 200, "requests per second allowed per API token (0 = no limit)")
 	fs.Float64Var(&cfg.Burst, "api-burst", 400, "burst of requests allowed per API token")

@@ -100,6 +100,9 @@ type Config struct {
 	// TSDBQueueBytes bounds the queue of samples waiting for the remote
 	// TSDB; 0 means 1 GiB.
 	TSDBQueueBytes int64
+	// TSDBMaxSampleAge refuses results older than the remote TSDB
+	// accepts (its out-of-order window); 0 means 24 h.
+	TSDBMaxSampleAge time.Duration
 	// RequestsPerSecond and Burst limit each API token; 0 disables.
 	RequestsPerSecond float64
 	Burst             float64

@@ -52,6 +52,10 @@ func (h *Hub) openSeries(reg prometheus.Registerer) (tsstore.Store, error) {
 		OrgID:    c.TSDBOrgID,
 		QueueDir: filepath.Join(c.DataDir, TSDBQueueDir),
 		Queue:    remote.QueueOptions{MaxBytes: c.TSDBQueueBytes},
+		// The TSDB refuses samples older than its out-of-order window, so
+		// the hub refuses such results itself (its embedded store does as
+		// much).
+		MaxSampleAge: c.TSDBMaxSampleAge,
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -67,6 +71,10 @@ func (h *Hub) openSeries(reg prometheus.Registerer) (tsstore.Store, error) {
 	}
 	opts.Client = &http.Client{Transport: tr, Timeout: 2 * time.Minute}
 	if c.TSDBBearerTokenFile != "" {
+		if fi, err := os.Stat(c.TSDBBearerTokenFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			c.Logger.Warn("the TSDB's bearer token file is readable by others than its owner: chmod 600 it",
+				"file", c.TSDBBearerTokenFile, "mode", fi.Mode().Perm().String())
+		}
 		b, err := os.ReadFile(c.TSDBBearerTokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading --tsdb-bearer-token-file: %w", err)

@@ -260,7 +260,11 @@ func (a *api) query(r *http.Request, scope tsstore.Scope) ([]byte, *apiError) {
 	}
 	defer cancel()
 
-	v, err := a.store.Query(ctx, scope, r.FormValue("query"), ts)
+	q := r.FormValue("query")
+	if err := tsstore.CheckQueryLimits(q); err != nil {
+		return nil, invalidParam("query", err)
+	}
+	v, err := a.store.Query(ctx, scope, q, ts)
 	if err != nil {
 		return nil, storeError(err, "query")
 	}
@@ -296,7 +300,11 @@ func (a *api) queryRange(r *http.Request, scope tsstore.Scope) ([]byte, *apiErro
 	}
 	defer cancel()
 
-	v, err := a.store.QueryRange(ctx, scope, r.FormValue("query"), start, end, step)
+	q := r.FormValue("query")
+	if err := tsstore.CheckQueryLimits(q); err != nil {
+		return nil, invalidParam("query", err)
+	}
+	v, err := a.store.QueryRange(ctx, scope, q, start, end, step)
 	if err != nil {
 		return nil, storeError(err, "query")
 	}
@@ -409,6 +417,9 @@ func (*api) exemplars(*http.Request, tsstore.Scope) ([]byte, *apiError) {
 }
 
 func (a *api) formatQuery(r *http.Request, _ tsstore.Scope) ([]byte, *apiError) {
+	if err := tsstore.CheckQueryLimits(r.FormValue("query")); err != nil {
+		return nil, invalidParam("query", err)
+	}
 	expr, err := a.parser.ParseExpr(r.FormValue("query"))
 	if err != nil {
 		return nil, invalidParam("query", err)
@@ -439,6 +450,11 @@ func notFound(r *http.Request, _ tsstore.Scope) ([]byte, *apiError) {
 // parseMatchers parses match[] selectors; each must have a matcher that
 // does not match the empty string, as Prometheus requires.
 func (a *api) parseMatchers(selectors []string) ([][]*labels.Matcher, error) {
+	for _, sel := range selectors {
+		if err := tsstore.CheckQueryLimits(sel); err != nil {
+			return nil, err
+		}
+	}
 	sets, err := a.parser.ParseMetricSelectors(selectors)
 	if err != nil {
 		return nil, err

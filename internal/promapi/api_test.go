@@ -91,7 +91,7 @@ func newServerOn(t *testing.T, backend string) *httptest.Server {
 	} else {
 		srv = tsdbtest.Start(t, tsdbtest.Kind(backend))
 		store, err = remote.Open(remote.Options{WriteURL: srv.WriteURL, QueryURL: srv.QueryURL, QueueDir: t.TempDir(),
-			FutureTolerance: -1}, nil, nil)
+			FutureTolerance: -1, MaxSampleAge: -1}, nil, nil)
 	}
 	if err != nil {
 		t.Fatalf("Open: %v", err)

@@ -148,7 +148,7 @@ func (s *Store) RecordApplianceInfo(ctx context.Context, id int64, seen time.Tim
 // SetApplianceConnected records that hub holds the appliance's stream
 // from now on.
 func (s *Store) SetApplianceConnected(ctx context.Context, id int64, hub string, seen time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET connected_hub = $1, last_seen_at = $2 WHERE id = $3`, hub, seen.Unix(), id)
+	res, err := s.w.ExecContext(ctx, `UPDATE appliances SET connected_hub = $1, last_seen_at = $2 WHERE id = $3 AND revoked_at IS NULL`, hub, seen.Unix(), id)
 	if err != nil {
 		return fmt.Errorf("recording the stream of appliance %d: %w", id, err)
 	}

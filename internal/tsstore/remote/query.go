@@ -82,7 +82,6 @@ type QuerierOptions struct {
 // use.
 type Querier struct {
 	base     *url.URL
-	host     string // for messages: never the credentials or a query
 	client   *http.Client
 	decorate func(*http.Request)
 	timeout  time.Duration
@@ -148,7 +147,6 @@ func NewQuerier(opts QuerierOptions) (*Querier, error) {
 
 	return &Querier{
 		base:     &base,
-		host:     base.Host,
 		client:   client,
 		decorate: opts.Decorate,
 		timeout:  opts.QueryTimeout,
@@ -192,13 +190,27 @@ func (e *QueryError) BadData() bool {
 // know cannot carry anything past it. A query that does not parse is a
 // *QueryError wrapping the parser's error.
 func ScopeQuery(p parser.Parser, query string, m *labels.Matcher) (parser.Expr, string, error) {
+	if err := tsstore.CheckQueryLimits(query); err != nil {
+		return nil, "", &QueryError{Err: err}
+	}
 	expr, err := p.ParseExpr(query)
 	if err != nil {
 		return nil, "", &QueryError{Err: err}
 	}
 	qScopeExpr(expr, m)
-	return expr, expr.String(), nil
+	rendered := expr.String()
+	if len(rendered) > MaxScopedQueryBytes {
+		// The scope is in every selector: a wide scope (a user who sees
+		// many containers) times many selectors.
+		return nil, "", &QueryError{Err: fmt.Errorf("the query, confined to the %d bytes of the caller's container matcher in each of its selectors, is %d bytes long, more than the %d a remote TSDB is sent: use fewer selectors, or narrow the query with container_id",
+			len(m.String()), len(rendered), MaxScopedQueryBytes)}
+	}
+	return expr, rendered, nil
 }
+
+// MaxScopedQueryBytes bounds the query sent to the remote TSDB, once the
+// scope is in every selector.
+const MaxScopedQueryBytes = 1 << 20
 
 // qScopeExpr adds m first to the matchers of every vector selector of
 // expr.
@@ -443,7 +455,7 @@ func (q *Querier) call(ctx context.Context, key, what, method, path string, form
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return qStorage(fmt.Errorf("remote %s: %s: building the request to /api/v1/%s failed", q.host, what, path))
+		return qStorage(fmt.Errorf("the remote TSDB: %s: building the request to /api/v1/%s failed", what, path))
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -462,7 +474,7 @@ func (q *Querier) call(ctx context.Context, key, what, method, path string, form
 		if ue, ok := errors.AsType[*url.Error](err); ok {
 			err = ue.Err
 		}
-		return qStorage(fmt.Errorf("remote %s: %s: %s /api/v1/%s: %w", q.host, what, method, path, err))
+		return qStorage(fmt.Errorf("the remote TSDB: %s: %s /api/v1/%s: %w", what, method, path, err))
 	}
 	defer func() {
 		// Drained a little so that the connection can be reused.
@@ -481,9 +493,9 @@ func (q *Querier) call(ctx context.Context, key, what, method, path string, form
 // context's error kept in the chain.
 func (q *Querier) contextError(what string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: remote %s: %s: %w", promql.ErrQueryTimeout(what), q.host, what, err)
+		return fmt.Errorf("%w: the remote TSDB: %s: %w", promql.ErrQueryTimeout(what), what, err)
 	}
-	return fmt.Errorf("%w: remote %s: %s: %w", promql.ErrQueryCanceled(what), q.host, what, err)
+	return fmt.Errorf("%w: the remote TSDB: %s: %w", promql.ErrQueryCanceled(what), what, err)
 }
 
 // qEnvelope is the JSON of every answer of the API.
@@ -512,7 +524,7 @@ func (q *Querier) decode(resp *http.Response, what string, out any) error {
 	br := bufio.NewReaderSize(counted, 4096)
 	head, _ := br.Peek(qMaxErrorText)
 	tooLarge := func() error {
-		return fmt.Errorf("remote %s: %s: the answer is larger than %d bytes. Narrow the query (fewer series, a shorter range or a larger step)", q.host, what, q.maxBytes)
+		return fmt.Errorf("the remote TSDB: %s: the answer is larger than %d bytes. Narrow the query (fewer series, a shorter range or a larger step)", what, q.maxBytes)
 	}
 
 	if resp.StatusCode == http.StatusNoContent || (out == nil && resp.StatusCode/100 == 2 && len(bytes.TrimSpace(head)) == 0) {
@@ -531,7 +543,7 @@ func (q *Querier) decode(resp *http.Response, what string, out any) error {
 		if resp.StatusCode/100 != 2 {
 			return q.statusError(what, resp.StatusCode, "", qErrorText(head))
 		}
-		return qStorage(fmt.Errorf("remote %s: %s: decoding the answer: %w", q.host, what, err))
+		return qStorage(fmt.Errorf("the remote TSDB: %s: decoding the answer: %w", what, err))
 	}
 	switch {
 	case env.Status == "success" && resp.StatusCode/100 == 2:
@@ -549,7 +561,7 @@ func (q *Querier) statusError(what string, status int, errorType, msg string) er
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	text := fmt.Sprintf("remote %s: %s: %s", q.host, what, msg)
+	text := fmt.Sprintf("the remote TSDB: %s: %s", what, msg)
 	typ := errorType
 	if typ == "" {
 		typ = strconv.Itoa(status)
@@ -737,7 +749,7 @@ func qParseMillis(s string) (int64, error) {
 // the remote's order.
 func (q *Querier) value(d *qQueryData) (parser.Value, error) {
 	fail := func(err error) (parser.Value, error) {
-		return nil, qStorage(fmt.Errorf("remote %s: decoding the %s result: %w", q.host, d.ResultType, err))
+		return nil, qStorage(fmt.Errorf("the remote TSDB: decoding the %s result: %w", d.ResultType, err))
 	}
 	for _, s := range d.Result.series {
 		if s.Histogram != nil || s.Histograms != nil {

@@ -136,6 +136,7 @@ type Queue struct {
 	dir    string
 	opts   QueueOptions
 	logger *slog.Logger
+	unlock func() // releases the directory's lock
 	ready  chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
@@ -214,7 +215,19 @@ func OpenQueue(dir string, opts QueueOptions, logger *slog.Logger) (*Queue, erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the remote-write queue directory: %w", err)
 	}
+	// Samples of every tenant: owner only, even when the directory
+	// existed with a looser mode.
+	if err := os.Chmod(dir, 0o700); err != nil { // #nosec G302 -- a directory needs its x bit
+		return nil, fmt.Errorf("restricting the remote-write queue directory to its owner: %w", err)
+	}
+	unlock, err := lockQueueDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	q.unlock = func() { once.Do(unlock) }
 	if err := q.recover(); err != nil {
+		unlock()
 		return nil, fmt.Errorf("opening the remote-write queue in %s: %w", dir, err)
 	}
 	q.logger.Info("opened the remote-write queue", "records", q.records, "bytes", q.bytes, "segments", len(q.segs))
@@ -807,6 +820,7 @@ func (q *Queue) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	q.unlock()
 	return errors.Join(errs...)
 }
 

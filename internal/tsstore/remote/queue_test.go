@@ -267,7 +267,11 @@ func TestQueueCrashBeforeAckSaved(t *testing.T) {
 	if err := q.sync(); err != nil {
 		t.Fatal(err)
 	}
+	// The process dies (the operating system releases its lock); another
+	// opens the queue, and dies too.
+	q.unlock()
 	saved, _ := openTestQueue(t, dir, opts)
+	saved.unlock()
 	if st := saved.Stats(); st.Records != 90 {
 		t.Fatalf("Stats after a crash = %+v, want the 90 records not acknowledged", st)
 	}

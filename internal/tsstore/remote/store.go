@@ -32,6 +32,7 @@ const (
 	DefaultMaxBackoff        = 10 * time.Second
 	DefaultSendTimeout       = 30 * time.Second
 	DefaultFutureTolerance   = time.Hour
+	DefaultMaxSampleAge      = 24 * time.Hour
 )
 
 // ErrInvalidSample is the cause of refusing an Append call that holds a
@@ -75,6 +76,14 @@ type Options struct {
 	// timestamp may be: the embedded store's rule, kept so that both
 	// stores refuse the same results. Negative disables the check.
 	FutureTolerance time.Duration
+	// MaxSampleAge is how far behind the hub's clock a sample's
+	// timestamp may be, as the embedded store's out-of-order window: a
+	// TSDB refuses samples older than its own window, and Prometheus
+	// refuses the whole request that holds one, so the hub refuses such
+	// a result itself (400 to its sender) instead of queueing a request
+	// the TSDB never takes. Set it to the TSDB's out-of-order window.
+	// Negative disables the check.
+	MaxSampleAge time.Duration
 	// QueryTimeout and MaxConcurrentQueries configure the reads.
 	QueryTimeout         time.Duration
 	MaxConcurrentQueries int
@@ -98,6 +107,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FutureTolerance == 0 {
 		o.FutureTolerance = DefaultFutureTolerance
+	}
+	if o.MaxSampleAge == 0 {
+		o.MaxSampleAge = DefaultMaxSampleAge
 	}
 	return o
 }
@@ -197,9 +209,13 @@ func (s *Store) Append(ctx context.Context, samples []tsstore.Sample) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("appending samples: %w", err)
 	}
-	maxT := int64(0)
+	now := time.Now()
+	maxT, minT := int64(0), int64(0)
 	if s.opts.FutureTolerance > 0 {
-		maxT = time.Now().Add(s.opts.FutureTolerance).UnixMilli()
+		maxT = now.Add(s.opts.FutureTolerance).UnixMilli()
+	}
+	if s.opts.MaxSampleAge > 0 {
+		minT = now.Add(-s.opts.MaxSampleAge).UnixMilli()
 	}
 	for i := range samples {
 		smp := &samples[i]
@@ -209,6 +225,10 @@ func (s *Store) Append(ctx context.Context, samples []tsstore.Sample) error {
 		if maxT != 0 && smp.T > maxT {
 			return fmt.Errorf("appending samples: sample %d (%s) is more than %s ahead of the hub's clock: %w",
 				i, smp.Key.Metric, s.opts.FutureTolerance, tsstore.ErrOutOfRange)
+		}
+		if minT != 0 && smp.T < minT {
+			return fmt.Errorf("appending samples: sample %d (%s) is more than %s old, older than the remote TSDB accepts (--tsdb-max-sample-age): %w",
+				i, smp.Key.Metric, s.opts.MaxSampleAge, tsstore.ErrOutOfRange)
 		}
 	}
 	rec := appendRecord(make([]byte, 0, 64*len(samples)), samples)

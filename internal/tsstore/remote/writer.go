@@ -112,17 +112,32 @@ const (
 	retryable                    // the remote is down, overloaded or failing: send it again later
 )
 
+// splitAfter is how many failed attempts in a row, each answered with an
+// error by a TSDB that is up, make the sender halve its request: one
+// sample the TSDB cannot take (Prometheus refuses the whole request that
+// holds a duplicate with another value, with a 5xx) must not hold back
+// every other tenant's samples behind it.
+const splitAfter = 3
+
 // send runs until ctx ends: it takes the oldest records from the queue,
 // sends them as one request, and acknowledges them once the remote has
 // answered for good; it waits with a growing backoff while the remote
-// fails.
+// fails. A request the TSDB refuses (4xx), or keeps failing (5xx) while it
+// is up, is halved until the record it cannot take is alone: that one
+// record (one result) is dropped, counted and logged — a refused one at
+// once, a failing one once an empty request shows the TSDB healthy.
 func (s *Store) send(ctx context.Context) {
 	var pb, body []byte
 	maxBytes := s.opts.MaxSamplesPerSend * bytesPerSample
 	backoff := s.opts.MinBackoff
 	var failingSince, lastLog time.Time
+	limit, answeredFails := s.opts.MaxSamplesPerSend, 0 // records per request; failures answered by the TSDB in a row
+	// droppedOne is set once a record was dropped as one the TSDB cannot
+	// take, until a request succeeds: a TSDB that fails everything it is
+	// sent but an empty request (a full disk) loses one record, not all.
+	droppedOne := false
 	for {
-		recs, err := s.queue.Peek(maxBytes, s.opts.MaxSamplesPerSend)
+		recs, err := s.queue.Peek(maxBytes, limit)
 		if err != nil {
 			if errors.Is(err, ErrQueueClosed) || ctx.Err() != nil {
 				return
@@ -155,54 +170,96 @@ func (s *Store) send(ctx context.Context) {
 		}
 		body = snappy.Encode(body[:cap(body)], pb)
 
-		for {
-			outcome, wait, err := s.post(ctx, body)
-			if ctx.Err() != nil {
-				return
+		outcome, status, wait, err := s.post(ctx, body)
+		if ctx.Err() != nil {
+			return
+		}
+		if outcome == retryable {
+			s.metrics.failed.Inc()
+			now := time.Now()
+			if failingSince.IsZero() {
+				failingSince = now
 			}
-			if outcome == retryable {
-				s.metrics.failed.Inc()
-				now := time.Now()
-				if failingSince.IsZero() {
-					failingSince = now
-				}
-				if now.Sub(lastLog) >= time.Minute {
-					lastLog = now
-					st := s.queue.Stats()
-					s.logger.Warn("the remote TSDB does not accept samples; they wait in the queue",
-						"remote", s.opts.WriteURL.Host, "err", err, "failing_for", now.Sub(failingSince).Round(time.Second),
-						"queued_records", st.Records, "queued_bytes", st.Bytes)
-				}
-				if !sleep(ctx, max(wait, backoff)) {
-					return
-				}
-				backoff = min(2*backoff, s.opts.MaxBackoff)
-				continue
+			if now.Sub(lastLog) >= time.Minute {
+				lastLog = now
+				st := s.queue.Stats()
+				s.logger.Warn("the remote TSDB does not accept samples; they wait in the queue",
+					"remote", s.opts.WriteURL.Host, "err", err, "failing_for", now.Sub(failingSince).Round(time.Second),
+					"queued_records", st.Records, "queued_bytes", st.Bytes)
 			}
-			if outcome == refused {
-				s.metrics.dropped.Add(float64(samples))
-				s.logger.Error("the remote TSDB refused samples; they are not sent again",
-					"remote", s.opts.WriteURL.Host, "samples", samples, "err", err)
+			if status >= 500 {
+				answeredFails++
 			} else {
-				s.metrics.sent.Add(float64(samples))
-				s.metrics.lastSent.SetToCurrentTime()
+				answeredFails = 0
 			}
-			if !failingSince.IsZero() {
-				s.logger.Info("the remote TSDB accepts samples again", "remote", s.opts.WriteURL.Host,
-					"outage", time.Since(failingSince).Round(time.Second))
-				failingSince, lastLog = time.Time{}, time.Time{}
+			if answeredFails >= splitAfter {
+				answeredFails = 0
+				if len(recs) > 1 {
+					limit, backoff = (len(recs)+1)/2, s.opts.MinBackoff
+					continue
+				}
+				if !droppedOne && s.healthy(ctx) {
+					droppedOne = true
+					s.metrics.dropped.Add(float64(samples))
+					s.logger.Error("the remote TSDB fails every request that holds this result's samples while it takes others; dropped them",
+						"remote", s.opts.WriteURL.Host, "samples", samples, "err", err)
+					s.ack(1)
+					limit = s.opts.MaxSamplesPerSend
+					continue
+				}
 			}
-			backoff = s.opts.MinBackoff
-			break
-		}
-		if err := s.queue.Ack(len(recs)); err != nil {
-			if errors.Is(err, ErrQueueClosed) {
+			if !sleep(ctx, max(wait, backoff)) {
 				return
 			}
-			s.logger.Error("acknowledging records of the remote-write queue", "err", err)
+			backoff = min(2*backoff, s.opts.MaxBackoff)
+			continue
 		}
-		s.acked.Add(int64(len(recs)))
+		if outcome == refused && len(recs) > 1 {
+			// Prometheus refuses (and rolls back) a whole request for one
+			// sample it cannot take: halve it until that one is alone,
+			// rather than drop every other tenant's samples with it.
+			limit = (len(recs) + 1) / 2
+			continue
+		}
+		if outcome == refused {
+			s.metrics.dropped.Add(float64(samples))
+			s.logger.Error("the remote TSDB refused a result's samples; they are not sent again",
+				"remote", s.opts.WriteURL.Host, "samples", samples, "err", err)
+		} else {
+			s.metrics.sent.Add(float64(samples))
+			s.metrics.lastSent.SetToCurrentTime()
+		}
+		if !failingSince.IsZero() {
+			s.logger.Info("the remote TSDB accepts samples again", "remote", s.opts.WriteURL.Host,
+				"outage", time.Since(failingSince).Round(time.Second))
+			failingSince, lastLog = time.Time{}, time.Time{}
+		}
+		backoff, answeredFails, droppedOne = s.opts.MinBackoff, 0, false
+		if !s.ack(len(recs)) {
+			return
+		}
+		// Whole requests again once the part that failed has gone.
+		limit = min(2*limit, s.opts.MaxSamplesPerSend)
 	}
+}
+
+// ack acknowledges the n oldest records; false when the queue is closed.
+func (s *Store) ack(n int) bool {
+	if err := s.queue.Ack(n); err != nil {
+		if errors.Is(err, ErrQueueClosed) {
+			return false
+		}
+		s.logger.Error("acknowledging records of the remote-write queue", "err", err)
+	}
+	s.acked.Add(int64(n))
+	return true
+}
+
+// healthy reports whether the TSDB takes an empty write request: then a
+// request it keeps failing fails for what it holds.
+func (s *Store) healthy(ctx context.Context) bool {
+	outcome, _, _, _ := s.post(ctx, snappy.Encode(nil, nil))
+	return outcome == sent
 }
 
 // sleep waits for d or until ctx ends, and reports whether d passed.
@@ -219,12 +276,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // post sends one remote-write request. wait is how long the remote asked
 // to be left alone (Retry-After), if it did.
-func (s *Store) post(ctx context.Context, body []byte) (outcome sendOutcome, wait time.Duration, err error) {
+func (s *Store) post(ctx context.Context, body []byte) (outcome sendOutcome, status int, wait time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.SendTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.WriteURL.String(), bytes.NewReader(body))
 	if err != nil {
-		return refused, 0, fmt.Errorf("building the remote-write request: %w", err)
+		return refused, 0, 0, fmt.Errorf("building the remote-write request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("Content-Encoding", "snappy")
@@ -235,25 +292,25 @@ func (s *Store) post(ctx context.Context, body []byte) (outcome sendOutcome, wai
 	if err != nil {
 		// The URL, which may carry a tenant path, is the operator's own;
 		// the error never holds the headers.
-		return retryable, 0, fmt.Errorf("sending to %s: %w", s.opts.WriteURL.Host, err)
+		return retryable, 0, 0, fmt.Errorf("sending to %s: %w", s.opts.WriteURL.Host, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	switch {
 	case resp.StatusCode/100 == 2:
-		return sent, 0, nil
+		return sent, resp.StatusCode, 0, nil
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5:
-		return retryable, retryAfter(resp.Header.Get("Retry-After")),
+		return retryable, resp.StatusCode, retryAfter(resp.Header.Get("Retry-After")),
 			fmt.Errorf("%s answered %s: %s", s.opts.WriteURL.Host, resp.Status, strings.TrimSpace(string(msg)))
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden ||
 		resp.StatusCode == http.StatusNotFound || resp.StatusCode/100 == 3:
 		// Wrong credentials, tenant or URL: the operator's to fix, and
 		// nothing is lost meanwhile.
-		return retryable, 0, fmt.Errorf("%s answered %s (check --tsdb-remote-write and the TSDB's credentials): %s",
+		return retryable, resp.StatusCode, 0, fmt.Errorf("%s answered %s (check --tsdb-remote-write and the TSDB's credentials): %s",
 			s.opts.WriteURL.Host, resp.Status, strings.TrimSpace(string(msg)))
 	default:
-		return refused, 0, fmt.Errorf("%s answered %s: %s", s.opts.WriteURL.Host, resp.Status, strings.TrimSpace(string(msg)))
+		return refused, resp.StatusCode, 0, fmt.Errorf("%s answered %s: %s", s.opts.WriteURL.Host, resp.Status, strings.TrimSpace(string(msg)))
 	}
 }
 
