@@ -32,6 +32,11 @@ type ingestFlags struct {
 	keep        bool
 	workDir     string
 	conditions  int
+	// hubs, statePostgres and tsdb spawn a cluster: several hubs on one
+	// PostgreSQL and one remote TSDB, all spawned by sonde-bench.
+	hubs          int
+	statePostgres bool
+	tsdb          string
 }
 
 // optionalPath is a flag that may be given alone (--spawn-prometheus, the
@@ -84,6 +89,9 @@ func parseIngestFlags(args []string, stderr io.Writer) (*ingestFlags, error) {
 	fs.IntVar(&f.promPID, "prometheus-pid", 0, "with --prometheus: its process ID, to measure its CPU and memory")
 	fs.Var(&f.spawnProm, "spawn-prometheus", "spawn a Prometheus server and send it the same samples (alone: prometheus on $PATH, else "+defaultPrometheus+"; or =PATH)")
 	fs.BoolVar(&f.promPlain, "prometheus-plain", false, "serve the spawned Prometheus over plain HTTP instead of HTTPS")
+	fs.IntVar(&f.hubs, "hubs", 1, "spawn this many hubs, which share the agents round-robin (more than one needs --state-postgres and --tsdb)")
+	fs.BoolVar(&f.statePostgres, "state-postgres", false, "spawn a PostgreSQL server (Debian's, /usr/lib/postgresql/*/bin, default settings) and keep the hubs' state in it")
+	fs.StringVar(&f.tsdb, "tsdb", "", "spawn this TSDB, "+tsdbVictoriaMetrics+" or "+tsdbPrometheus+", and send the hubs' time series to it by remote write")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
 	fs.IntVar(&f.conditions, "conditions", 0, "expression conditions to define on the benchmark's container before loading (they hold on no item: the evaluation cost, not alert storms)")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (data, logs) and print its path")
@@ -133,11 +141,28 @@ func (f *ingestFlags) validate() error {
 		return usageErr("--hub and --in-process/--cpuprofile exclude each other")
 	case f.promURL != "" && f.spawnProm.set:
 		return usageErr("give --prometheus URL or --spawn-prometheus, not both")
+	case f.hubs < 1 || f.hubs > maxHubs:
+		return usageErr("--hubs must be between 1 and %d", maxHubs)
+	case f.tsdb != "" && f.tsdb != tsdbVictoriaMetrics && f.tsdb != tsdbPrometheus:
+		return usageErr("--tsdb must be %s or %s", tsdbVictoriaMetrics, tsdbPrometheus)
+	case f.spawnsCluster() && f.hubURL != "":
+		return usageErr("--hubs, --state-postgres and --tsdb spawn the hubs; --hub loads running ones: give one or the other")
+	case f.spawnsCluster() && (f.inProcess || f.cpuProfile != ""):
+		return usageErr("the in-process hub (--in-process, --cpuprofile) keeps its state in SQLite and its series in the embedded TSDB: leave out --hubs, --state-postgres and --tsdb")
+	case f.hubs > 1 && (!f.statePostgres || f.tsdb == ""):
+		return usageErr("--hubs %d needs --state-postgres and --tsdb: several hubs share one state store and one TSDB (with SQLite or the embedded TSDB each hub would hold its own, and they would not be one installation)", f.hubs)
 	}
 	if f.cpuProfile != "" {
 		f.inProcess = true
 	}
 	return nil
+}
+
+// spawnsCluster tells whether the hubs are spawned with the new flags
+// (--hubs, --state-postgres, --tsdb) rather than as the one hub of
+// SQLite and the embedded TSDB.
+func (f *ingestFlags) spawnsCluster() bool {
+	return f.hubs > 1 || f.statePostgres || f.tsdb != ""
 }
 
 // startTime is the Unix second of the series' first round: span before

@@ -27,10 +27,33 @@ type server struct {
 	tlsConf *tls.Config
 	token   string // admin token (hub only)
 	pid     int    // 0: CPU and memory unknown
+	// pids are the processes of several spawned hubs, whose CPU and
+	// memory are summed; pid is then 0.
+	pids    []int
 	tsdbDir string // "": disk use unknown
 	version string
 	stream  string // the hub's appliance stream address; "" when not served
 	stop    func() error
+}
+
+// allBases are the hubs the load is spread over.
+func (s *server) allBases() []string {
+	if len(s.bases) > 0 {
+		return s.bases
+	}
+	return []string{s.base}
+}
+
+// processes are the processes whose CPU and memory are the server's; none
+// when they are unknown.
+func (s *server) processes() []int {
+	switch {
+	case len(s.pids) > 0:
+		return s.pids
+	case s.pid > 0:
+		return []int{s.pid}
+	}
+	return nil
 }
 
 // spawnHub runs `sonde hub` on a free local port with its data in dir,
@@ -40,11 +63,6 @@ func spawnHub(ctx context.Context, bin, dir string, stream bool) (*server, error
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("no sonde binary at %s (build it: make build, or give --sonde): %w", bin, err)
 	}
-	port, err := freeLocalPort()
-	if err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	streamAddr := ""
 	if stream {
 		sport, err := freeLocalPort()
@@ -53,14 +71,59 @@ func spawnHub(ctx context.Context, bin, dir string, stream bool) (*server, error
 		}
 		streamAddr = "127.0.0.1:" + strconv.Itoa(sport)
 	}
-	data := filepath.Join(dir, "hub-data")
-	c, err := startChild("the hub", bin, []string{"hub", "--data", data, "--listen", addr, "--stream-listen", streamAddr,
-		"--api-rate", "0", "--log-level", "warn"}, filepath.Join(dir, "hub.log"))
+	return startHub(ctx, bin, "the hub", filepath.Join(dir, "hub-data"), filepath.Join(dir, "hub.log"), streamAddr, hubBackends{}, nil, "")
+}
+
+// hubBackends are where a spawned hub keeps its state and time series;
+// the zero value is its own SQLite file and embedded TSDB.
+type hubBackends struct {
+	state        string // --state: a postgres:// URL
+	tsdbWrite    string // --tsdb-remote-write
+	tsdbQuery    string // --tsdb-query
+	maxSampleAge time.Duration
+}
+
+// remoteTSDB tells whether the time series go to a remote TSDB.
+func (b hubBackends) remoteTSDB() bool { return b.tsdbWrite != "" }
+
+// hubArgs is the command line of a spawned hub: no API rate limit (the
+// load is the point), warnings only, the stream on streamAddr or off.
+func hubArgs(data, listen, streamAddr string, b hubBackends) []string {
+	args := []string{"hub", "--data", data, "--listen", listen, "--stream-listen", streamAddr,
+		"--api-rate", "0", "--log-level", "warn"}
+	if b.state != "" {
+		args = append(args, "--state", b.state)
+	}
+	if b.remoteTSDB() {
+		args = append(args, "--tsdb-remote-write", b.tsdbWrite, "--tsdb-query", b.tsdbQuery)
+		if b.maxSampleAge > 0 {
+			args = append(args, "--tsdb-max-sample-age", b.maxSampleAge.String())
+		}
+	}
+	return args
+}
+
+// startHub runs one `sonde hub` (named name in messages) on a free local
+// port, its data in data and its output in logPath, and waits until it
+// answers /healthz. The CA to trust and the admin token are read from
+// data once the hub made them, unless given (the second hub of a cluster
+// has the first one's CA and no admin token file of its own).
+func startHub(ctx context.Context, bin, name, data, logPath, streamAddr string, b hubBackends, tlsConf *tls.Config, token string) (*server, error) {
+	port, err := freeLocalPort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	c, err := startChild(name, bin, hubArgs(data, addr, streamAddr, b), logPath)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{name: "sonde hub", base: "https://" + addr, pid: c.pid(), tsdbDir: filepath.Join(data, "tsdb"), stream: streamAddr,
+		tlsConf: tlsConf, token: token,
 		version: binaryVersion(ctx, bin, "version"), stop: func() error { return c.stop(time.Minute) }}
+	if b.remoteTSDB() {
+		s.tsdbDir = "" // nothing of the series is on this hub's disk but its queue
+	}
 	ready := func(ctx context.Context) error {
 		if s.tlsConf == nil {
 			conf, err := tlsConfigFromCA(filepath.Join(data, "tls", "ca.crt"))
@@ -162,9 +225,14 @@ func readToken(path string) (string, error) {
 
 // scrapeMetrics reads the server's /metrics (with the token, if any).
 func scrapeMetrics(ctx context.Context, s *server) (string, error) {
+	return scrapeMetricsAt(ctx, s, s.base)
+}
+
+// scrapeMetricsAt reads /metrics of base, one of the server's hubs.
+func scrapeMetricsAt(ctx context.Context, s *server, base string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,8 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		hs, err = externalHub(ctx, f.hubURL, f.caFile, f.tokenFile, f.hubPID, f.allowRemote)
 	case f.inProcess:
 		hs, err = inProcessHub(ctx, work)
+	case f.spawnsCluster():
+		hs, err = spawnCluster(ctx, f, work, logf)
 	default:
 		hs, err = spawnHub(ctx, f.sonde, work, false)
 	}
@@ -59,11 +62,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rep.Conditions = f.conditions
 	}
 	logf("loading the hub: %s", describeSpec(spec))
-	bases := hs.bases
-	if len(bases) == 0 {
-		bases = []string{hs.base}
-	}
-	send := hubSender(bases, hs.tlsConf, f.http1, f.timeout, f.shape, fl)
+	send := hubSender(hs.allBases(), hs.tlsConf, f.http1, f.timeout, f.shape, fl)
 	tr := measure(ctx, hs, spec, send, f.cpuProfile, logf)
 	rep.Targets = append(rep.Targets, tr)
 
@@ -73,7 +72,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if f.promURL != "" {
 			ps, err = externalPrometheus(ctx, f.promURL, f.promCA, f.promPID, f.allowRemote)
 		} else {
-			ps, err = spawnPrometheus(ctx, f.spawnProm.path, work, f.promPlain)
+			ps, err = spawnPrometheus(ctx, f.spawnProm.path, work, f.promPlain, 0)
 		}
 		if err == nil {
 			logf("loading Prometheus at %s with the same samples", ps.base)
@@ -115,10 +114,11 @@ func measure(ctx context.Context, s *server, spec loadSpec, send sendFunc, cpuPr
 	tr := TargetReport{Name: s.name, Version: s.version, URL: s.base, Errors: map[string]int64{}}
 	var before procSample
 	var err error
-	if s.pid > 0 {
-		if before, err = readProc(s.pid); err != nil {
+	procs := s.processes()
+	if len(procs) > 0 {
+		if before, err = readProcs(procs); err != nil {
 			logf("%s: %v", s.name, err)
-			s.pid = 0
+			procs = nil
 		}
 	}
 	self0, _ := readProc(0)
@@ -155,8 +155,8 @@ func measure(ctx context.Context, s *server, spec loadSpec, send sendFunc, cpuPr
 	if tr.Elapsed > 0 {
 		tr.MachineCores = (busy1 - busy0) / tr.Elapsed
 	}
-	if s.pid > 0 {
-		if after, err := readProc(s.pid); err == nil {
+	if len(procs) > 0 {
+		if after, err := readProcs(procs); err == nil {
 			tr.Server = serverUse(before, after, tr, spec.Shape.Series())
 			if tr.Elapsed > 0 {
 				other := max(0, tr.MachineCores-(tr.Server.CPUSeconds+tr.BenchCPUSeconds)/tr.Elapsed)
@@ -166,7 +166,7 @@ func measure(ctx context.Context, s *server, spec loadSpec, send sendFunc, cpuPr
 			logf("%s: %v", s.name, err)
 		}
 	}
-	if text, err := scrapeMetrics(context.WithoutCancel(ctx), s); err == nil {
+	if text, err := scrapeAll(context.WithoutCancel(ctx), s); err == nil {
 		if tr.Server != nil {
 			if v, ok := metricValue(text, "prometheus_tsdb_head_series"); ok && v > 0 {
 				tr.Server.ActiveSeries, tr.Server.ActiveSeriesSource = int64(v), "tsdb head"
@@ -198,6 +198,20 @@ func measure(ctx context.Context, s *server, spec loadSpec, send sendFunc, cpuPr
 		tr.DiskError = err.Error()
 	}
 	return tr
+}
+
+// scrapeAll reads /metrics of every hub of s, one text after the other,
+// so that metricValue sums them.
+func scrapeAll(ctx context.Context, s *server) (string, error) {
+	var all strings.Builder
+	for _, b := range s.allBases() {
+		text, err := scrapeMetricsAt(ctx, s, b)
+		if err != nil {
+			return "", err
+		}
+		all.WriteString(text)
+	}
+	return all.String(), nil
 }
 
 func serverUse(before, after procSample, tr TargetReport, planned int) *ServerUse {

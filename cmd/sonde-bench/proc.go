@@ -44,6 +44,28 @@ func readProc(pid int) (procSample, error) {
 	return s, nil
 }
 
+// readProcs reads the CPU time and memory of every process of pids and
+// sums them; it fails when one cannot be read, since a partial sum would
+// pass for the whole. The sum of the peaks is an upper bound of the peak
+// of the sum.
+func readProcs(pids []int) (procSample, error) {
+	var sum procSample
+	for _, pid := range pids {
+		if pid <= 0 {
+			return procSample{}, fmt.Errorf("no process ID to read")
+		}
+		s, err := readProc(pid)
+		if err != nil {
+			return procSample{}, fmt.Errorf("process %d: %w", pid, err)
+		}
+		sum.CPUSeconds += s.CPUSeconds
+		sum.RSSBytes += s.RSSBytes
+		sum.HWMBytes += s.HWMBytes
+		sum.AnonBytes += s.AnonBytes
+	}
+	return sum, nil
+}
+
 // parseStatCPU returns utime+stime, in seconds, of a /proc/<pid>/stat line.
 // The command name (field 2) may hold spaces and parentheses, so fields are
 // counted from the last ')'.

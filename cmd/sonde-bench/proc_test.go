@@ -93,3 +93,29 @@ func TestDirBytes(t *testing.T) {
 		t.Errorf("missing: %d, %v", n, err)
 	}
 }
+
+func TestReadProcs(t *testing.T) {
+	self, err := readProc(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		pids []int
+		ok   bool
+	}{
+		{"one", []int{os.Getpid()}, true},
+		{"summed", []int{os.Getpid(), os.Getpid()}, true},
+		{"one unreadable: no partial sum", []int{os.Getpid(), 1 << 30}, false},
+		{"no process ID", []int{0}, false},
+	} {
+		got, err := readProcs(tc.pids)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: error %v", tc.name, err)
+			continue
+		}
+		if tc.ok && got.RSSBytes < int64(len(tc.pids))*self.RSSBytes/2 {
+			t.Errorf("%s: RSS %d, one process has %d", tc.name, got.RSSBytes, self.RSSBytes)
+		}
+	}
+}

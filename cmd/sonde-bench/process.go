@@ -50,19 +50,27 @@ func (c *child) pid() int { return c.cmd.Process.Pid }
 // stop asks the child to shut down with SIGTERM and waits up to grace for
 // it, then kills it. It returns an error if the child did not exit cleanly.
 func (c *child) stop(grace time.Duration) error {
+	return c.stopWith(func() error { return c.cmd.Process.Signal(syscall.SIGTERM) }, grace)
+}
+
+// stopWith asks the child to shut down with signal (which may signal
+// another process, such as a server the child runs as another user) and
+// waits up to grace for it to exit, then kills it.
+func (c *child) stopWith(signal func() error, grace time.Duration) error {
 	select {
 	case <-c.exited:
 		return c.exitError()
 	default:
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := signal(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stopping %s: %w", c.name, err)
 	}
 	select {
 	case <-c.exited:
 		return c.exitError()
 	case <-time.After(grace):
-		kerr := c.cmd.Process.Kill()
+		// The whole group: a child such as runuser may have children.
+		kerr := syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		<-c.exited
 		return errors.Join(fmt.Errorf("%s did not stop within %s of SIGTERM and was killed; its log: %s", c.name, grace, c.logPath), kerr)
 	}

@@ -33,7 +33,9 @@ const promConfig = `global:
 // spawnPrometheus runs a Prometheus server with its remote-write receiver
 // on a free local port, its data in dir. Unless plain, it serves HTTPS with
 // a certificate made for the run, as the hub does, so that both pay for TLS.
-func spawnPrometheus(ctx context.Context, bin, dir string, plain bool) (*server, error) {
+// A positive outOfOrder is its TSDB's out-of-order window, for hubs that
+// send it samples of the past in any order.
+func spawnPrometheus(ctx context.Context, bin, dir string, plain bool, outOfOrder time.Duration) (*server, error) {
 	if bin == "" {
 		var err error
 		if bin, err = exec.LookPath("prometheus"); err != nil {
@@ -49,7 +51,7 @@ func spawnPrometheus(ctx context.Context, bin, dir string, plain bool) (*server,
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(promConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(prometheusConfig(outOfOrder)), 0o600); err != nil {
 		return nil, fmt.Errorf("writing Prometheus' configuration: %w", err)
 	}
 	data := filepath.Join(dir, "prometheus-data")
@@ -85,6 +87,16 @@ func spawnPrometheus(ctx context.Context, bin, dir string, plain bool) (*server,
 		return nil, errors.Join(err, c.stop(10*time.Second))
 	}
 	return s, nil
+}
+
+// prometheusConfig is promConfig with, for a positive outOfOrder, the
+// TSDB's out-of-order window in whole hours (rounded up).
+func prometheusConfig(outOfOrder time.Duration) string {
+	if outOfOrder <= 0 {
+		return promConfig
+	}
+	hours := (outOfOrder + time.Hour - 1) / time.Hour
+	return promConfig + fmt.Sprintf("storage:\n  tsdb:\n    out_of_order_time_window: %dh\n", hours)
 }
 
 // externalPrometheus is a Prometheus server someone else runs.

@@ -287,6 +287,8 @@ What the figures mean:
   samples/s           samples in results the server answered 2xx for, divided by the load's wall time
   latency             request sent to answer read, per result, over all agents
   server CPU          utime+stime of the server process (/proc/<pid>/stat) during the load
+                      (several hubs: the sum over their processes, and of their RSS; a PostgreSQL
+                      or TSDB sonde-bench spawned counts among the other processes)
   RSS growth/series   (VmRSS after load − VmRSS before load) / active series; "anon": the same
                       for RssAnon (heap and stacks, without files mapped into memory)
   disk B/sample       after the server stopped (SIGTERM), its TSDB was opened with

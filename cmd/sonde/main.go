@@ -168,10 +168,16 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer, up boo
   Prometheus API:  %s/prometheus
   CA certificate:  %s
   CA fingerprint:  SHA256 %s
-  Admin token:     in %s
+`, version, url, url, url, h.CAFile(), h.Fingerprint)
+	if _, err := os.Stat(h.AdminTokenPath()); err == nil {
+		fmt.Fprintf(stdout, `  Admin token:     in %s
 Try it:
   curl --cacert %s -H "Authorization: Bearer $(cat %s)" %s/api/v1/container/id
-`, version, url, url, url, h.CAFile(), h.Fingerprint, h.AdminTokenPath(), h.CAFile(), h.AdminTokenPath(), url)
+`, h.AdminTokenPath(), h.CAFile(), h.AdminTokenPath(), url)
+	} else {
+		// Another hub on this state store made the first admin token.
+		fmt.Fprintln(stdout, "  Admin token:     in the data directory of the first hub on this state store")
+	}
 	if !up {
 		fmt.Fprintln(stdout, "Stop with Ctrl-C.")
 		return h.Serve(ctx)
