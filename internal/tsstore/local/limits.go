@@ -1,15 +1,11 @@
 package local
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -18,83 +14,6 @@ import (
 // query, and the range of a subquery divided by its step. It is the limit
 // Prometheus' HTTP API puts on range queries (60s resolution over a week).
 const maxPointsPerSeries = 11_000
-
-// scopeLimiter bounds the concurrent reads of each scope. It holds an entry
-// only for the scopes that have a read running or waiting, so its size is
-// bounded by the number of reads in flight, not by the number of scopes
-// ever seen.
-type scopeLimiter struct {
-	limit int
-
-	mu      sync.Mutex
-	byScope map[string]*scopeSlots
-}
-
-// scopeSlots are the slots of one scope.
-type scopeSlots struct {
-	// tokens holds one token per running read of the scope.
-	tokens chan struct{}
-	// users counts the reads of the scope that run or wait for a token,
-	// guarded by scopeLimiter.mu; the entry is removed when it drops to
-	// zero.
-	users int
-}
-
-func newScopeLimiter(limit int) *scopeLimiter {
-	return &scopeLimiter{limit: limit, byScope: make(map[string]*scopeSlots)}
-}
-
-// acquire takes one of the scope's slots, waiting for one until ctx ends,
-// and returns its release.
-func (l *scopeLimiter) acquire(ctx context.Context, key string) (release func(), err error) {
-	l.mu.Lock()
-	e := l.byScope[key]
-	if e == nil {
-		e = &scopeSlots{tokens: make(chan struct{}, l.limit)}
-		l.byScope[key] = e
-	}
-	e.users++
-	l.mu.Unlock()
-
-	select {
-	case e.tokens <- struct{}{}:
-	case <-ctx.Done():
-		l.done(key, e)
-		return nil, queueError(ctx, "waiting for a query slot of the scope")
-	}
-	return func() {
-		<-e.tokens
-		l.done(key, e)
-	}, nil
-}
-
-// done forgets one user of the scope's entry and removes the entry once it
-// has none.
-func (l *scopeLimiter) done(key string, e *scopeSlots) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e.users--
-	if e.users == 0 {
-		delete(l.byScope, key)
-	}
-}
-
-// len returns how many scopes have an entry.
-func (l *scopeLimiter) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.byScope)
-}
-
-// queueError is the error of a read whose context ended while it waited,
-// typed as the engine's own errors so that callers classify a read that
-// timed out waiting like one that timed out running.
-func queueError(ctx context.Context, what string) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w", what, promql.ErrQueryTimeout("queue"))
-	}
-	return fmt.Errorf("%s: %w", what, promql.ErrQueryCanceled("queue"))
-}
 
 // checkQueryShape rejects, before evaluation, the queries whose shape alone
 // makes them too expensive, whatever data they read: the engine holds every

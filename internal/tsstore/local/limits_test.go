@@ -176,7 +176,7 @@ func TestScopeSlots(t *testing.T) {
 			t.Errorf("%s of another scope: %v", name, err)
 		}
 	}
-	if n := s.scopeSlots.len(); n != 1 {
+	if n := s.reads.Scopes(); n != 1 {
 		t.Errorf("%d scopes in the table while one holds a slot, want 1", n)
 	}
 	release()
@@ -185,7 +185,7 @@ func TestScopeSlots(t *testing.T) {
 			t.Errorf("%s of the scope once its slot is free: %v", name, err)
 		}
 	}
-	if n := s.scopeSlots.len(); n != 0 {
+	if n := s.reads.Scopes(); n != 0 {
 		t.Errorf("%d scopes left in the table, want 0", n)
 	}
 }
@@ -218,7 +218,7 @@ func TestScopeSlotsConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := s.scopeSlots.len(); n != 0 {
+	if n := s.reads.Scopes(); n != 0 {
 		t.Errorf("%d scopes left in the table, want 0", n)
 	}
 }

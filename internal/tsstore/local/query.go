@@ -47,33 +47,24 @@ func (e *QueryError) BadData() bool {
 // checks of its context.
 const checkEveryN = 128
 
-// acquire takes a read slot of the scope whose key is scopeKey, then one
-// of the store's, waiting for each until ctx ends, and returns their
-// release. It fails once the store is closed.
+// acquire takes a read slot of the scope whose key is scopeKey and one of
+// the store's, waiting for each until ctx ends, and returns their release.
+// It fails once the store is closed; Close waits for the reads that hold
+// a slot.
 func (s *Store) acquire(ctx context.Context, scopeKey string) (release func(), err error) {
-	// The scope's slot first: a scope that already runs its share of
-	// reads waits without holding a slot that other scopes could use.
-	releaseScope, err := s.scopeSlots.acquire(ctx, scopeKey)
+	releaseSlots, err := s.reads.Acquire(ctx, scopeKey)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
-		releaseScope()
+		releaseSlots()
 		return nil, ErrClosed
 	}
-	select {
-	case s.slots <- struct{}{}:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		releaseScope()
-		return nil, queueError(ctx, "waiting for a query slot")
-	}
 	return func() {
-		<-s.slots
 		s.mu.RUnlock()
-		releaseScope()
+		releaseSlots()
 	}, nil
 }
 

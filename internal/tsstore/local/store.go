@@ -145,11 +145,9 @@ type Store struct {
 	db     *tsdb.DB
 	engine *promql.Engine
 
-	// slots holds one token per running read (MaxConcurrentQueries).
-	slots chan struct{}
-	// scopeSlots bounds the running reads of each scope
-	// (MaxConcurrentQueriesPerScope).
-	scopeSlots *scopeLimiter
+	// reads bounds the running reads (MaxConcurrentQueries, and
+	// MaxConcurrentQueriesPerScope of each scope).
+	reads *tsstore.ReadSlots
 
 	// mu is held for reading by every operation and for writing by Close,
 	// so that Close waits for running operations and later ones fail.
@@ -198,13 +196,12 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	})
 
 	return &Store{
-		dir:        dir,
-		opts:       opts,
-		logger:     logger,
-		db:         db,
-		engine:     engine,
-		slots:      make(chan struct{}, opts.MaxConcurrentQueries),
-		scopeSlots: newScopeLimiter(opts.MaxConcurrentQueriesPerScope),
+		dir:    dir,
+		opts:   opts,
+		logger: logger,
+		db:     db,
+		engine: engine,
+		reads:  tsstore.NewReadSlots(opts.MaxConcurrentQueries, opts.MaxConcurrentQueriesPerScope),
 	}, nil
 }
 

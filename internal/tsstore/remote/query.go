@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -86,8 +85,7 @@ type Querier struct {
 	decorate func(*http.Request)
 	timeout  time.Duration
 	maxBytes int64
-	slots    chan struct{}
-	scopes   *qScopeLimiter
+	reads    *tsstore.ReadSlots
 	parser   parser.Parser
 	now      func() time.Time
 }
@@ -151,8 +149,7 @@ func NewQuerier(opts QuerierOptions) (*Querier, error) {
 		decorate: opts.Decorate,
 		timeout:  opts.QueryTimeout,
 		maxBytes: opts.MaxResponseBytes,
-		slots:    make(chan struct{}, opts.MaxConcurrent),
-		scopes:   &qScopeLimiter{limit: opts.MaxConcurrentPerScope, byScope: make(map[string]*qScopeSlots)},
+		reads:    tsstore.NewReadSlots(opts.MaxConcurrent, opts.MaxConcurrentPerScope),
 		parser:   parser.NewParser(parser.Options{}),
 		now:      time.Now,
 	}, nil
@@ -431,7 +428,7 @@ func qSeconds(d time.Duration) string {
 // of its answer into out (nil for none). what says what the read does,
 // for messages.
 func (q *Querier) call(ctx context.Context, key, what, method, path string, form url.Values, out any) error {
-	release, err := q.acquire(ctx, key)
+	release, err := q.reads.Acquire(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -807,86 +804,4 @@ func (q *Querier) value(d *qQueryData) (parser.Value, error) {
 		return promql.String{T: d.Result.point.T, V: d.Result.point.S}, nil
 	}
 	return fail(fmt.Errorf("unknown result type %q", qErrorText([]byte(d.ResultType))))
-}
-
-// acquire takes a read slot of the scope whose key is key, then one of
-// the Querier's, waiting for each until ctx ends, and returns their
-// release.
-func (q *Querier) acquire(ctx context.Context, key string) (release func(), err error) {
-	// The scope's slot first: a scope that already runs its share of
-	// reads waits without holding a slot that other scopes could use.
-	releaseScope, err := q.scopes.acquire(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case q.slots <- struct{}{}:
-	case <-ctx.Done():
-		releaseScope()
-		return nil, qQueueError(ctx, "waiting for a query slot")
-	}
-	return func() {
-		<-q.slots
-		releaseScope()
-	}, nil
-}
-
-// qScopeLimiter bounds the concurrent reads of each scope. It holds an
-// entry only for the scopes that have a read running or waiting.
-type qScopeLimiter struct {
-	limit int
-
-	mu      sync.Mutex
-	byScope map[string]*qScopeSlots
-}
-
-// qScopeSlots are the slots of one scope; users counts the reads that run
-// or wait, guarded by qScopeLimiter.mu.
-type qScopeSlots struct {
-	tokens chan struct{}
-	users  int
-}
-
-// acquire takes one of the scope's slots, waiting for one until ctx ends,
-// and returns its release.
-func (l *qScopeLimiter) acquire(ctx context.Context, key string) (release func(), err error) {
-	l.mu.Lock()
-	e := l.byScope[key]
-	if e == nil {
-		e = &qScopeSlots{tokens: make(chan struct{}, l.limit)}
-		l.byScope[key] = e
-	}
-	e.users++
-	l.mu.Unlock()
-
-	select {
-	case e.tokens <- struct{}{}:
-	case <-ctx.Done():
-		l.done(key, e)
-		return nil, qQueueError(ctx, "waiting for a query slot of the scope")
-	}
-	return func() {
-		<-e.tokens
-		l.done(key, e)
-	}, nil
-}
-
-// done forgets one user of the scope's entry and removes the entry once it
-// has none.
-func (l *qScopeLimiter) done(key string, e *qScopeSlots) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e.users--
-	if e.users == 0 {
-		delete(l.byScope, key)
-	}
-}
-
-// qQueueError is the error of a read whose context ended while it waited,
-// typed as the engine's errors, with the context's error kept.
-func qQueueError(ctx context.Context, what string) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w: %w", what, promql.ErrQueryTimeout("queue"), ctx.Err())
-	}
-	return fmt.Errorf("%s: %w: %w", what, promql.ErrQueryCanceled("queue"), ctx.Err())
 }
