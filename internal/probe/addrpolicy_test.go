@@ -13,14 +13,6 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/netguard"
 )
 
-// hubPolicy is the address policy the hub gives service checks.
-func hubPolicy(a netip.Addr) error {
-	if reason, bad := netguard.Refused(a); bad {
-		return &netguard.RefusedError{Addr: a, Reason: reason}
-	}
-	return nil
-}
-
 func TestNoAddrPolicy(t *testing.T) {
 	ctx := context.Background()
 	if err := CheckAddr(ctx, netip.MustParseAddr("127.0.0.1")); err != nil {
@@ -41,7 +33,7 @@ func TestNoAddrPolicy(t *testing.T) {
 }
 
 func TestAddrPolicy(t *testing.T) {
-	ctx := WithAddrPolicy(context.Background(), hubPolicy)
+	ctx := WithAddrPolicy(context.Background(), netguard.Check)
 
 	err := CheckAddr(ctx, netip.MustParseAddr("127.0.0.1"))
 	if err == nil || err.Error() != "refused address 127.0.0.1: loopback address 127.0.0.0/8 (RFC 1122)" {
@@ -101,7 +93,7 @@ func TestAddrPolicyNarrows(t *testing.T) {
 		}
 		return nil
 	}
-	ctx := WithAddrPolicy(WithAddrPolicy(context.Background(), hubPolicy), allowAll)
+	ctx := WithAddrPolicy(WithAddrPolicy(context.Background(), netguard.Check), allowAll)
 	if err := CheckAddr(ctx, netip.MustParseAddr("127.0.0.1")); err == nil {
 		t.Error("an inner allow-all policy widened the outer one")
 	}
@@ -124,7 +116,7 @@ func TestDialControlDials(t *testing.T) {
 	defer ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ctx = WithAddrPolicy(ctx, hubPolicy)
+	ctx = WithAddrPolicy(ctx, netguard.Check)
 	d := &net.Dialer{Control: DialControl(ctx, nil)}
 	for _, network := range []string{"tcp", "udp"} {
 		conn, err := d.DialContext(ctx, network, ln.Addr().String())

@@ -15,14 +15,6 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/probe"
 )
 
-// hubPolicy is the address policy the hub gives service checks.
-func hubPolicy(a netip.Addr) error {
-	if reason, bad := netguard.Refused(a); bad {
-		return &netguard.RefusedError{Addr: a, Reason: reason}
-	}
-	return nil
-}
-
 func TestAddrPolicy(t *testing.T) {
 	var queries atomic.Int64
 	addr := startServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
@@ -49,10 +41,10 @@ func TestAddrPolicy(t *testing.T) {
 	}
 
 	t.Run("udp", func(t *testing.T) {
-		wantRefused(t, run(t, hubPolicy, map[string]any{"name": "example.test"}), "example.test.")
+		wantRefused(t, run(t, netguard.Check, map[string]any{"name": "example.test"}), "example.test.")
 	})
 	t.Run("tcp", func(t *testing.T) {
-		wantRefused(t, run(t, hubPolicy, map[string]any{"name": "example.test", "tcp": true}), "example.test.")
+		wantRefused(t, run(t, netguard.Check, map[string]any{"name": "example.test", "tcp": true}), "example.test.")
 	})
 	if n := queries.Load(); n != 0 {
 		t.Errorf("the server got %d queries", n)
@@ -64,7 +56,7 @@ func TestAddrPolicy(t *testing.T) {
 			if calls.Add(1) == 1 { // the UDP query
 				return nil
 			}
-			return hubPolicy(a)
+			return netguard.Check(a)
 		}
 		wantRefused(t, run(t, policy, map[string]any{"name": "big.example.test"}), "big.example.test.")
 		if n := calls.Load(); n != 2 {

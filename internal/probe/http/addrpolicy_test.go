@@ -19,14 +19,6 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/probe"
 )
 
-// hubPolicy is the address policy the hub gives service checks.
-func hubPolicy(a netip.Addr) error {
-	if reason, bad := netguard.Refused(a); bad {
-		return &netguard.RefusedError{Addr: a, Reason: reason}
-	}
-	return nil
-}
-
 // countingServer is a plain HTTP server on 127.0.0.1 that counts the
 // connections it accepts; /a redirects to /b on itself.
 func countingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
@@ -70,7 +62,7 @@ func TestAddrPolicy(t *testing.T) {
 
 	t.Run("loopback refused", func(t *testing.T) {
 		c0 := conns.Load()
-		res := run(probe.WithAddrPolicy(context.Background(), hubPolicy), srv.URL+"/private-path?token=tok-abc")
+		res := run(probe.WithAddrPolicy(context.Background(), netguard.Check), srv.URL+"/private-path?token=tok-abc")
 		wantRefused(t, res, "refused address 127.0.0.1: loopback address 127.0.0.0/8")
 		assertNoSecrets(t, res)
 		if n := conns.Load() - c0; n != 0 {
@@ -83,7 +75,7 @@ func TestAddrPolicy(t *testing.T) {
 			t.Skip("localhost does not resolve to 127.0.0.1 here")
 		}
 		c0 := conns.Load()
-		res := run(probe.WithAddrPolicy(context.Background(), hubPolicy), "http://localhost:"+port+"/")
+		res := run(probe.WithAddrPolicy(context.Background(), netguard.Check), "http://localhost:"+port+"/")
 		wantRefused(t, res, "loopback")
 		if n := conns.Load() - c0; n != 0 {
 			t.Errorf("the server saw %d connections", n)
@@ -98,7 +90,7 @@ func TestAddrPolicy(t *testing.T) {
 			if calls.Add(1) == 1 {
 				return nil
 			}
-			return hubPolicy(a)
+			return netguard.Check(a)
 		}
 		c0 := conns.Load()
 		res := run(probe.WithAddrPolicy(context.Background(), policy), srv.URL+"/a")
@@ -161,7 +153,7 @@ func TestAddrPolicyWithCredential(t *testing.T) {
 
 	t.Run("the credential permits, the policy refuses", func(t *testing.T) {
 		c0, a0 := srv.conns.Load(), srv.auths.Load()
-		res := run(probe.WithAddrPolicy(context.Background(), hubPolicy), srv.URL, "ip")
+		res := run(probe.WithAddrPolicy(context.Background(), netguard.Check), srv.URL, "ip")
 		wantRefused(t, res, "refused address 127.0.0.1: loopback")
 		if c, a := srv.conns.Load()-c0, srv.auths.Load()-a0; c != 0 || a != 0 {
 			t.Errorf("the server saw %d connections and %d Authorization headers", c, a)

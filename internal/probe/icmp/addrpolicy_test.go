@@ -13,14 +13,6 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/probe"
 )
 
-// hubPolicy is the address policy the hub gives service checks.
-func hubPolicy(a netip.Addr) error {
-	if reason, bad := netguard.Refused(a); bad {
-		return &netguard.RefusedError{Addr: a, Reason: reason}
-	}
-	return nil
-}
-
 func TestAddrPolicy(t *testing.T) {
 	p, err := New(Options{})
 	if err != nil {
@@ -38,7 +30,7 @@ func TestAddrPolicy(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			cfg["address"] = tc.address
-			res := p.Probe(probe.WithAddrPolicy(ctx, hubPolicy), target(cfg), nil)
+			res := p.Probe(probe.WithAddrPolicy(ctx, netguard.Check), target(cfg), nil)
 			if res.Error == nil || res.Error.Severity != model.SeverityHigh || res.Types != nil {
 				t.Fatalf("got %+v %+v, want a HIGH error and no result", res.Error, res.Types)
 			}

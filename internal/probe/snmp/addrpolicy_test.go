@@ -12,14 +12,6 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/probe"
 )
 
-// hubPolicy is the address policy the hub gives service checks.
-func hubPolicy(a netip.Addr) error {
-	if reason, bad := netguard.Refused(a); bad {
-		return &netguard.RefusedError{Addr: a, Reason: reason}
-	}
-	return nil
-}
-
 func TestAddrPolicy(t *testing.T) {
 	f := startFake(t, switchMIB().serve(t))
 	cfg := portConfig(f.port, "version", "2c", "credential", "c", "timeout", 0.5, "retries", 0)
@@ -29,7 +21,7 @@ func TestAddrPolicy(t *testing.T) {
 		return System(probe.WithAddrPolicy(ctx, policy), target(CheckSystem, cfg), fakeVault)
 	}
 
-	res := run(hubPolicy)
+	res := run(netguard.Check)
 	wantError(t, res, model.SeverityHigh, "connecting to 127.0.0.1:"+itoa(f.port)+": refused address 127.0.0.1: loopback address 127.0.0.0/8 (RFC 1122)")
 	if res.Types != nil {
 		t.Errorf("a refused run has a result: %+v", res.Types)

@@ -15,14 +15,6 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/probe"
 )
 
-// hubPolicy is the address policy the hub gives service checks.
-func hubPolicy(a netip.Addr) error {
-	if reason, bad := netguard.Refused(a); bad {
-		return &netguard.RefusedError{Addr: a, Reason: reason}
-	}
-	return nil
-}
-
 func TestAddrPolicy(t *testing.T) {
 	var accepted atomic.Int64
 	port := listen(t, func(net.Conn) { accepted.Add(1) })
@@ -31,7 +23,7 @@ func TestAddrPolicy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	res := Probe(probe.WithAddrPolicy(ctx, hubPolicy), target(cfg), nil)
+	res := Probe(probe.WithAddrPolicy(ctx, netguard.Check), target(cfg), nil)
 	if res.Error == nil || res.Error.Severity != model.SeverityHigh || res.Types != nil {
 		t.Fatalf("got %+v %+v, want a HIGH error and no result", res.Error, res.Types)
 	}
@@ -42,7 +34,7 @@ func TestAddrPolicy(t *testing.T) {
 
 	// The dialer enforces the policy too, on the address it connects to,
 	// whatever was checked before.
-	d := &net.Dialer{KeepAlive: -1, Control: probe.DialControl(probe.WithAddrPolicy(ctx, hubPolicy), nil)}
+	d := &net.Dialer{KeepAlive: -1, Control: probe.DialControl(probe.WithAddrPolicy(ctx, netguard.Check), nil)}
 	r := probePort(ctx, d, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), false)
 	if r.state != StateError || r.err == nil || !strings.Contains(r.err.Error(), "refused address 127.0.0.1: loopback") {
 		t.Errorf("probePort with the guarded dialer = %+v, want state error, refused", r)

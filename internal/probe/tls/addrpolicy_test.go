@@ -16,14 +16,6 @@ import (
 	"github.com/sonde-monitoring/sonde/internal/probe"
 )
 
-// hubPolicy is the address policy the hub gives service checks.
-func hubPolicy(a netip.Addr) error {
-	if reason, bad := netguard.Refused(a); bad {
-		return &netguard.RefusedError{Addr: a, Reason: reason}
-	}
-	return nil
-}
-
 func TestAddrPolicy(t *testing.T) {
 	now := time.Now()
 	day := 24 * time.Hour
@@ -49,7 +41,7 @@ func TestAddrPolicy(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			res := Probe(probe.WithAddrPolicy(ctx, hubPolicy), target(map[string]any{"address": tc.address, "port": port}), nil)
+			res := Probe(probe.WithAddrPolicy(ctx, netguard.Check), target(map[string]any{"address": tc.address, "port": port}), nil)
 			if res.Error == nil || res.Error.Severity != model.SeverityHigh || res.Types != nil {
 				t.Fatalf("got %+v %+v, want a HIGH error and no result", res.Error, res.Types)
 			}
